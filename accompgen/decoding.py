@@ -1,0 +1,129 @@
+"""Sampling, classifier-free guidance and the cached decoding loop, in numpy so torch and onnxruntime share them.
+
+A back end only has to turn new tokens into next-token logits while keeping its own KV cache (`Inference`);
+everything that decides which token comes next lives here, once. Shape symbols are those of accompgen.tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from accompgen.tokens import WindowSequence
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    temperature: float = 0.9  # softmax temperature; 0 picks the most likely id (greedy)
+    top_k: int = 250  # keep the k most likely ids of the position's stream; 0 keeps all
+    top_p: float = 1.0  # keep the smallest set of ids whose probability reaches p; 1.0 keeps all
+    cfg_scale: float = 3.0  # lambda of classifier-free guidance; 1.0 is plain conditional sampling
+    seed: int = 0  # seeds the numpy generator that draws every sample
+    variations: int = 1  # N independent accompaniments, generated as one batch
+
+    def __post_init__(self) -> None:
+        checks = {
+            "temperature must be >= 0": self.temperature >= 0,
+            "top_k must be >= 0": self.top_k >= 0,
+            "top_p must lie in (0, 1]": 0 < self.top_p <= 1,
+            "cfg_scale must be >= 0": self.cfg_scale >= 0,
+            "variations must be >= 1": self.variations >= 1,
+            "seed must be >= 0": self.seed >= 0,
+        }
+        failed = [message for message, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError("; ".join(failed))
+
+    @property
+    def guided(self) -> bool:
+        """Whether the unconditional half runs at all: with lambda = 1 it cancels out exactly."""
+        return self.cfg_scale != 1.0
+
+
+class Inference(Protocol):
+    """A stage model with its own KV cache, fed a growing sequence."""
+
+    def logits(self, input_ids: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+        """input_ids (B, S) new tokens, ticks (T,) for every position so far -> (B, V) float32 logits of
+        the last new token; the cache grows by S."""
+        ...
+
+
+ProgressFn = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+def guide(logits: np.ndarray, n: int, cfg_scale: float) -> np.ndarray:
+    """(2N, V) with the conditional rows first -> (N, V): uncond + lambda * (cond - uncond)."""
+    cond, uncond = logits[:n], logits[n:]
+    return uncond + cfg_scale * (cond - uncond)
+
+
+def filter_logits(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray:
+    """(N, V) -> (N, V) with the ids outside the top-k and the top-p nucleus set to -inf."""
+    logits = logits.copy()
+    if 0 < top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
+        logits[logits < kth] = -np.inf
+    if top_p < 1.0:
+        order = np.argsort(-logits, axis=-1, kind="stable")
+        probs = softmax(np.take_along_axis(logits, order, axis=-1))
+        # Drop an id when the ids ranked above it already reach top_p; the first id always stays.
+        drop_sorted = np.cumsum(probs, axis=-1) - probs >= top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits[drop] = -np.inf
+    return logits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
+    """(N, V) -> (N,) ids; one uniform draw per row by inverse CDF, so a seed fixes every choice."""
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    cdf = np.cumsum(softmax(logits / temperature), axis=-1)
+    draws = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= draws).sum(axis=-1), logits.shape[-1] - 1)
+
+
+def next_tokens(logits: np.ndarray, lo: int, hi: int, options: SamplingOptions, rng: np.random.Generator) -> np.ndarray:
+    """(B, V) -> (N,) vocabulary ids in [lo, hi): guidance, filtering and sampling within one stream."""
+    stream = logits[:, lo:hi]  # masking by slicing: ids outside the position's stream never compete
+    if options.guided:
+        stream = guide(stream, options.variations, options.cfg_scale)
+    stream = filter_logits(stream, options.top_k, options.top_p)
+    return sample(stream, options.temperature, rng) + lo
+
+
+def decode_window(
+    inference: Inference,
+    window: WindowSequence,
+    options: SamplingOptions,
+    rng: np.random.Generator,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """Prefill the window's prefix, then sample its target token by token -> (N, n_target) ids, prompt included."""
+    n = options.variations
+    if len(window.condition) != n:
+        raise ValueError(f"the window holds {len(window.condition)} rows for {n} variations")
+    halves = [window.prefix(), window.prefix(unconditional=True)] if options.guided else [window.prefix()]
+    fed = np.concatenate(halves)  # (B, Lc + 1 + Lp)
+    start = window.prompt.shape[1]
+    steps = window.n_target - start
+    generated = np.empty((n, steps), dtype=np.int64)
+    for i in range(steps):
+        end = window.prefix_length + i
+        logits = inference.logits(fed, window.ticks[:end])
+        pos = start + i
+        generated[:, i] = next_tokens(logits, window.target_lo[pos], window.target_hi[pos], options, rng)
+        fed = np.tile(generated[:, i : i + 1], (len(halves), 1))  # (B, 1): the same id for both halves
+        if progress:
+            progress(i + 1, steps)
+    return np.concatenate([window.prompt, generated], axis=1)

@@ -1,0 +1,174 @@
+"""The stage Transformer: decoder-only, pre-norm RMSNorm, QK-norm attention with a T5 bias on tick distances, GEGLU.
+
+References: T5 (Raffel et al., 2020) for bucketed relative position bias, shared by all layers; Shazeer (2020)
+for GEGLU; Dehghani et al. (2023) for QK-norm; SingSong (Donahue et al., 2023), AccompGen and HAFM for the
+staged vocal-to-accompaniment set-up. The KV cache travels as explicit tensors in and out of `forward`, so
+the exported ONNX graph and this module run the same code. The output head is tied to the token embedding:
+the vocabulary is shared by all streams and tying saves V x C parameters per stage.
+
+Shapes: B batch, S new tokens, P cached tokens, T = P + S, H heads, D head dim, C width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from accompgen.config import ModelConfig, StageConfig
+
+KVCache = list[tuple[Tensor, Tensor]]  # per layer (key, value), each (B, H, P, D)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Statistics in fp32 so that bf16 training and fp16 export agree with fp32 runs.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def tick_buckets(distance: Tensor, num_buckets: int, max_distance: int) -> Tensor:
+    """T5 buckets of signed tick distances (key minus query): exact near 0, logarithmic further out.
+
+    Both signs are needed although attention is causal: a target token attends to condition tokens that
+    sound later than it does (the vocal it must anticipate), and those sit earlier in the sequence.
+    """
+    half = num_buckets // 2
+    exact = half // 2
+    bucket = (distance > 0).long() * half
+    n = distance.abs()
+    # Clamping before the log keeps log(0) out of the graph; those entries take the exact branch anyway.
+    log_ratio = torch.log(n.clamp(min=exact).float() / exact) / math.log(max_distance / exact)
+    far = (exact + (log_ratio * (half - exact)).long()).clamp(max=half - 1)
+    return bucket + torch.where(n < exact, n, far)
+
+
+class TickBias(nn.Module):
+    """Per-head attention bias from tick distances, computed once per forward and shared by all layers."""
+
+    def __init__(self, n_heads: int, num_buckets: int, max_distance: int):
+        super().__init__()
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.table = nn.Embedding(num_buckets, n_heads)
+
+    def forward(self, query_ticks: Tensor, key_ticks: Tensor) -> Tensor:
+        """(S,), (T,) -> (H, S, T)"""
+        distance = key_ticks[None, :] - query_ticks[:, None]
+        return self.table(tick_buckets(distance, self.num_buckets, self.max_distance)).permute(2, 0, 1)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: StageConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.q_norm = RMSNorm(cfg.head_dim)
+        self.k_norm = RMSNorm(cfg.head_dim)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: Tensor, mask: Tensor, past_k: Tensor, past_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, S, C), mask (1, H, S, T), past (B, H, P, D) -> y (B, S, C), key and value (B, H, T, D)"""
+        B, S, C = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)  # the cache holds normed keys
+        k = torch.cat([past_k, k], dim=2)
+        v = torch.cat([past_v, v], dim=2)
+        dropout = self.dropout if self.training else 0.0
+        # Under autocast q is bf16 while the bias stays fp32; SDPA wants them alike.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout)
+        return self.out(y.transpose(1, 2).reshape(B, S, C)), k, v
+
+
+class GEGLU(nn.Module):
+    def __init__(self, cfg: StageConfig):
+        super().__init__()
+        self.proj_in = nn.Linear(cfg.d_model, 2 * cfg.ffn_dim, bias=False)
+        self.proj_out = nn.Linear(cfg.ffn_dim, cfg.d_model, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        value, gate = self.proj_in(x).chunk(2, dim=-1)
+        return self.dropout(self.proj_out(value * F.gelu(gate)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: StageConfig):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model)
+        self.ffn = GEGLU(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, past_k: Tensor, past_v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        y, k, v = self.attn(self.attn_norm(x), mask, past_k, past_v)
+        x = x + self.dropout(y)
+        return x + self.ffn(self.ffn_norm(x)), k, v
+
+
+class StageTransformer(nn.Module):
+    def __init__(self, cfg: StageConfig, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        self.bias = TickBias(cfg.n_heads, cfg.num_buckets, cfg.max_distance)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model)
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections so the residual stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.out.weight", "ffn.proj_out.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def empty_cache(
+        self, batch: int, device: torch.device | None = None, dtype: torch.dtype = torch.float32
+    ) -> KVCache:
+        shape = (batch, self.cfg.n_heads, 0, self.cfg.head_dim)
+        return [(torch.zeros(shape, device=device, dtype=dtype),) * 2 for _ in self.blocks]
+
+    def forward(
+        self, input_ids: Tensor, ticks: Tensor, past: KVCache, last_only: bool = False
+    ) -> tuple[Tensor, KVCache]:
+        """input_ids (B, S), ticks (T,) of every position so far, past per layer (B, H, P, D)
+        -> logits (B, S, V), or (B, V) for the last position with `last_only`, and the cache grown to T."""
+        S = input_ids.shape[1]
+        P = past[0][0].shape[2]
+        bias = self.bias(ticks[P:], ticks)  # (H, S, T)
+        causal = torch.arange(P + S, device=ticks.device)[None, :] <= torch.arange(S, device=ticks.device)[:, None] + P
+        mask = bias.masked_fill(~causal, float("-inf")).unsqueeze(0)
+
+        x = self.embed(input_ids)
+        present: KVCache = []
+        for block, (past_k, past_v) in zip(self.blocks, past, strict=True):
+            x, k, v = block(x, mask, past_k, past_v)
+            present.append((k, v))
+        if last_only:
+            x = x[:, -1]
+        logits = F.linear(self.norm(x), self.embed.weight)  # tied head
+        return logits, present
+
+
+def build_stages(config: ModelConfig) -> nn.ModuleDict:
+    """The three stage models of a config, randomly initialised, keyed by stage name."""
+    return nn.ModuleDict(
+        {name: StageTransformer(stage, config.tokens.vocab_size) for name, stage in config.stages.items()}
+    )

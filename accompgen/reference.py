@@ -1,0 +1,40 @@
+"""Reference generation in torch: a StageTransformer behind the shared numpy decoding loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from accompgen.decoding import ProgressFn, SamplingOptions, decode_window
+from accompgen.model import KVCache, StageTransformer
+from accompgen.tokens import WindowSequence
+
+
+class TorchInference:
+    """`Inference` over a StageTransformer, its KV cache held as torch tensors between calls."""
+
+    def __init__(self, model: StageTransformer, device: torch.device | str = "cpu"):
+        self.model = model.eval()
+        self.device = torch.device(device)
+        self.cache: KVCache | None = None
+
+    @torch.inference_mode()
+    def logits(self, input_ids: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+        ids = torch.from_numpy(input_ids).to(self.device)
+        if self.cache is None:
+            self.cache = self.model.empty_cache(len(ids), self.device)
+        logits, self.cache = self.model(ids, torch.from_numpy(ticks).to(self.device), self.cache, last_only=True)
+        return logits.float().cpu().numpy()
+
+
+def generate_window(
+    model: StageTransformer,
+    window: WindowSequence,
+    options: SamplingOptions,
+    rng: np.random.Generator | None = None,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """(N, n_target) target ids for one window, sampled from the torch model: the ground truth for runtimes."""
+    device = next(model.parameters()).device
+    rng = np.random.default_rng(options.seed) if rng is None else rng
+    return decode_window(TorchInference(model, device), window, options, rng, progress)

@@ -1,0 +1,1 @@
+"""The torch-free runtime: onnxruntime generation, the job store and the OSC server that DAWs talk to."""
