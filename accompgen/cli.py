@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from accompgen import __version__
 from accompgen.config import ModelConfig
@@ -43,6 +44,53 @@ def model_info(args: argparse.Namespace) -> None:
     print(f"  {'total':<9} {report['total']:>13,} parameters")
 
 
+def export(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from accompgen.model_dir import load_model_dir, random_parts
+    from accompgen_export.bundle_writer import write_bundle
+
+    if (args.model_dir is None) == (not args.random_init):
+        raise UserError("give either --model-dir DIR (a trained model) or --config NAME --random-init")
+    console = Console(stderr=True)
+    with console.status("loading the model") as status:
+        parts = (
+            load_model_dir(args.model_dir) if args.model_dir else random_parts(ModelConfig.load(args.config), args.seed)
+        )
+        manifest = write_bundle(
+            parts,
+            args.out,
+            fp16=args.fp16,
+            overwrite=args.overwrite,
+            progress=lambda graph: status.update(f"exporting {graph}"),
+        )
+    console.print(f"wrote {manifest.precision} bundle of {manifest.model} to {args.out}")
+
+
+def verify(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from accompgen.model_dir import load_model_dir
+    from accompgen_export.verify import verify_bundle
+
+    console = Console()
+    with console.status("verifying") as status:
+        parts = load_model_dir(args.model_dir) if args.model_dir else None
+        checks = verify_bundle(
+            args.bundle, parts, device=args.device, progress=lambda graph: status.update(f"verifying {graph}")
+        )
+    table = Table("graph", "metric", "value", "limit", "result")
+    for check in checks:
+        bound = ">=" if check.higher_is_better else "<="
+        verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        table.add_row(check.graph, check.metric, f"{check.value:.3g}", f"{bound} {check.limit:g}", verdict)
+    console.print(table)
+    failed = [check.graph for check in checks if not check.passed]
+    if failed:
+        raise UserError(f"onnxruntime and torch disagree past tolerance on {', '.join(failed)}")
+
+
 def demo(args: argparse.Namespace) -> None:
     raise UserError("the end-to-end demo is not yet available: it needs the ONNX export and the bridge")
 
@@ -56,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("config", help="preset name (tiny, small, base) or a YAML file")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run=model_info)
+
+    exp = commands.add_parser("export", help="write an ONNX bundle for the bridge")
+    exp.add_argument("--model-dir", help="a trained model directory (config.yaml, kmeans.npy, stages/)")
+    exp.add_argument("--config", default="tiny", help="preset or YAML file for --random-init (default: tiny)")
+    exp.add_argument("--random-init", action="store_true", help="untrained random weights, for tests and demos")
+    exp.add_argument("--seed", type=int, default=0, help="seed of --random-init")
+    exp.add_argument("--out", required=True, type=Path, help="bundle directory to write")
+    exp.add_argument("--fp16", action="store_true", help="stage graphs in float16, for GPUs")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    exp.set_defaults(run=export)
+
+    ver = commands.add_parser("verify", help="check a bundle against the torch model it came from")
+    ver.add_argument("bundle", type=Path)
+    ver.add_argument("--model-dir", help="the trained model (default: what the bundle's manifest records)")
+    ver.add_argument("--device", default="auto", help="auto, tensorrt, cuda or cpu")
+    ver.set_defaults(run=verify)
 
     commands.add_parser("demo", help="generate an accompaniment for a synthesized phrase").set_defaults(run=demo)
     return parser

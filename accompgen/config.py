@@ -45,12 +45,27 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class TokenizerConfig:
+    """Where the semantic and acoustic tokenizers come from."""
+
+    hubert: str = "facebook/hubert-base-ls960"  # hub id or local directory
+    hubert_layer: int = 6  # transformer layer whose features are clustered
+    encodec: str = "facebook/encodec_24khz"  # hub id or local directory
+    random_shapes: str = "full"  # tokenizers of a --random-init run: "full" (the hub models' shapes) or "tiny"
+
+    def __post_init__(self) -> None:
+        if self.random_shapes not in ("full", "tiny"):
+            raise ValueError(f"random_shapes must be full or tiny, got {self.random_shapes!r}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """The three stages and the token layout they share."""
+    """The three stages, the token layout they share and the tokenizers that feed them."""
 
     name: str
     tokens: TokenLayout
     stages: dict[str, StageConfig] = field(default_factory=dict)  # keyed by STAGE_NAMES
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
     def __post_init__(self) -> None:
         if set(self.stages) != set(STAGE_NAMES):
@@ -63,6 +78,7 @@ class ModelConfig:
                 name=str(data["name"]),
                 tokens=TokenLayout(**data["tokens"]),
                 stages={name: StageConfig(**data["stages"][name]) for name in STAGE_NAMES},
+                tokenizer=TokenizerConfig(**data.get("tokenizer", {})),
             )
         except KeyError as err:
             raise UserError(f"malformed model config: missing key {err}") from err
@@ -74,6 +90,7 @@ class ModelConfig:
             "name": self.name,
             "tokens": dataclasses.asdict(self.tokens),
             "stages": {name: dataclasses.asdict(stage) for name, stage in self.stages.items()},
+            "tokenizer": dataclasses.asdict(self.tokenizer),
         }
 
     @classmethod

@@ -80,7 +80,9 @@ class Attention(nn.Module):
         """x (B, S, C), mask (1, H, S, T), past (B, H, P, D) -> y (B, S, C), key and value (B, H, T, D)"""
         B, S, C = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = self.q_norm(q), self.k_norm(k)  # the cache holds normed keys
+        # q made contiguous: SDPA's output takes q's strides, which the ONNX exporter cannot view under dynamic
+        # shapes (pytorch/pytorch#141107). The cache holds normed keys.
+        q, k = self.q_norm(q).contiguous(), self.k_norm(k)
         k = torch.cat([past_k, k], dim=2)
         v = torch.cat([past_v, v], dim=2)
         dropout = self.dropout if self.training else 0.0

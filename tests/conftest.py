@@ -1,6 +1,8 @@
-"""Shared fixtures: tiny configs and models, seeded so every run sees the same weights."""
+"""Shared fixtures: tiny configs, models and bundles, built once per session and seeded."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -10,3 +12,20 @@ from accompgen.config import ModelConfig
 @pytest.fixture(scope="session")
 def tiny_config() -> ModelConfig:
     return ModelConfig.load("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_parts(tiny_config):
+    from accompgen.model_dir import random_parts
+
+    return random_parts(tiny_config, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A tiny random-init fp32 bundle written through the real command line."""
+    from accompgen.cli import main
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    assert main(["export", "--config", "tiny", "--random-init", "--out", str(out)]) == 0
+    return out

@@ -1,0 +1,112 @@
+"""Three stages over windows: vocal semantic ids in, EnCodec codes out (numpy; any `Inference` back end).
+
+Inputs longer than a stage's window are generated window by window. Windows overlap by the stage's prompt
+length, and each window is prompted with the previous window's last generated frames, so the output runs on
+as one continuous take. All ticks restart at each window: the model only ever sees tick distances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from accompgen.decoding import Inference, SamplingOptions, decode_window
+from accompgen.tokens import Stage, TokenLayout, build_window, frames_for
+
+StageProgress = Callable[[str, float], None]  # (stage name, fraction of that stage done)
+InferenceFactory = Callable[[], Inference]  # a fresh cache for every window
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a track: target frames [start, stop), of which the first `prompt` are given."""
+
+    start: int
+    stop: int
+    prompt: int
+
+
+def plan_windows(n_frames: int, window_frames: int, prompt_frames: int) -> list[Window]:
+    """Windows covering [0, n_frames): each starts `window - prompt` frames after the previous one."""
+    hop = window_frames - prompt_frames
+    windows, start = [], 0
+    while True:
+        stop = min(start + window_frames, n_frames)
+        windows.append(Window(start, stop, prompt_frames if start else 0))
+        if stop == n_frames:
+            return windows
+        start += hop
+
+
+def generate_track(
+    stage: Stage,
+    conditions: dict[str, np.ndarray],
+    n_frames: int,
+    window_s: float,
+    prompt_s: float,
+    new_inference: InferenceFactory,
+    options: SamplingOptions,
+    rng: np.random.Generator,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """`conditions`: track name -> (N, K, F) local codes of the whole input -> (N, K, n_frames) target codes."""
+    target = stage.target
+    windows = plan_windows(n_frames, target.frames(window_s), target.frames(prompt_s))
+    total_steps = sum((w.stop - w.start - w.prompt) * target.width for w in windows)
+    out = np.zeros((options.variations, target.width, n_frames), dtype=np.int64)
+    done = 0
+    for w in windows:
+        start_s, window_len_s = w.start / target.rate_hz, (w.stop - w.start) / target.rate_hz
+        window_conditions = {}
+        for track in stage.condition:
+            lo = round(start_s * track.rate_hz)
+            hi = min(lo + track.frames(window_len_s), conditions[track.name].shape[-1])
+            window_conditions[track.name] = conditions[track.name][..., lo:hi]
+        prompt = out[:, :, w.start : w.start + w.prompt]
+        sequence = build_window(stage, window_conditions, w.stop - w.start, prompt)
+        steps_before = done
+
+        def report(step: int, _steps: int, before: int = steps_before) -> None:
+            if progress:
+                progress((before + step) / total_steps)
+
+        ids = decode_window(new_inference(), sequence, options, rng, report)
+        out[:, :, w.start : w.stop] = target.to_codes(ids)
+        done += (w.stop - w.start - w.prompt) * target.width
+    return out
+
+
+def generate_codes(
+    layout: TokenLayout,
+    windows: dict[str, tuple[float, float]],
+    vocal_semantic: np.ndarray,
+    duration_s: float,
+    inference: dict[str, InferenceFactory],
+    options: SamplingOptions,
+    preview: bool = False,
+    progress: StageProgress | None = None,
+) -> np.ndarray:
+    """(F50,) vocal semantic ids of a region of `duration_s` -> (N, K, F75) codes: all codebooks, or only the
+    coarse ones for a preview. `windows` maps a stage name to its (window_s, prompt_s)."""
+    rng = np.random.default_rng(options.seed)
+    n = options.variations
+    stages = layout.stages
+    acoustic_frames = frames_for(duration_s, stages["coarse"].target.rate_hz)
+    tracks = {"vocal_semantic": np.broadcast_to(vocal_semantic, (n, 1, len(vocal_semantic)))}
+
+    def run(name: str, n_frames: int) -> np.ndarray:
+        report = (lambda f: progress(name, f)) if progress else None
+        window_s, prompt_s = windows[name]
+        codes = generate_track(
+            stages[name], tracks, n_frames, window_s, prompt_s, inference[name], options, rng, report
+        )
+        tracks[stages[name].target.name] = codes
+        return codes
+
+    run("semantic", len(vocal_semantic))
+    coarse = run("coarse", acoustic_frames)
+    if preview:
+        return coarse
+    return np.concatenate([coarse, run("fine", acoustic_frames)], axis=1)

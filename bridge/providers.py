@@ -1,0 +1,81 @@
+"""onnxruntime execution providers: TensorRT or CUDA when the machine has them, else CPU; sessions built alike."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+import psutil
+
+from accompgen.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "tensorrt", "cuda", "cpu")
+_PROVIDER = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+_LIBRARIES = {  # a provider listed by onnxruntime still needs its runtime library on the machine
+    "cuda": ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so"),
+    "tensorrt": ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10", "libnvinfer.so"),
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the graphs run: `kind` is tensorrt, cuda or cpu; IOBinding keeps tensors on `ort_device`."""
+
+    kind: str
+    providers: tuple[str, ...]
+
+    @property
+    def ort_device(self) -> str:
+        return "cpu" if self.kind == "cpu" else "cuda"
+
+
+def _loadable(kind: str) -> bool:
+    if _PROVIDER[kind] not in ort.get_available_providers():
+        return False
+    for name in _LIBRARIES[kind]:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def choose_device(requested: str = "auto") -> Device:
+    """The fastest device present, or the one asked for (an error if it is missing)."""
+    if requested not in DEVICES:
+        raise UserError(f"unknown device {requested!r}: use one of {', '.join(DEVICES)}")
+    if requested == "cpu":
+        return Device("cpu", (_PROVIDER["cpu"],))
+    candidates = ["tensorrt", "cuda"] if requested == "auto" else [requested]
+    for kind in candidates:
+        if _loadable(kind):
+            chain = ["tensorrt", "cuda", "cpu"][["tensorrt", "cuda"].index(kind) :]
+            return Device(kind, tuple(_PROVIDER[k] for k in chain))
+    if requested != "auto":
+        raise UserError(f"--device {requested} was asked for, but this machine has no working {requested} runtime")
+    return Device("cpu", (_PROVIDER["cpu"],))
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+def open_session(path: Path, device: Device) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = physical_cores()  # hyperthreads only contend for the same FMA units
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=list(device.providers))
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
+        raise UserError(f"onnxruntime cannot load {path}: {err}") from err
+    if session.get_providers()[0] != device.providers[0]:
+        log.warning("%s fell back to %s", path.name, session.get_providers()[0])
+    return session
