@@ -92,7 +92,10 @@ def verify(args: argparse.Namespace) -> None:
 
 
 def demo(args: argparse.Namespace) -> None:
-    raise UserError("the end-to-end demo is not yet available: it needs the ONNX export and the bridge")
+    from accompgen.demo import print_summary, run_demo
+
+    paths, trained = run_demo(args.out, args.bundle, args.seed)
+    print_summary(paths, trained)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--device", default="auto", help="auto, tensorrt, cuda or cpu")
     ver.set_defaults(run=verify)
 
-    commands.add_parser("demo", help="generate an accompaniment for a synthesized phrase").set_defaults(run=demo)
+    dem = commands.add_parser("demo", help="a synthesized phrase through a real bridge: vocal, accompaniment, mix")
+    dem.add_argument("--bundle", type=Path, help="a bundle to use (default: a tiny random-init one, cached)")
+    dem.add_argument("--out", type=Path, default=Path("accompgen-demo"), help="output folder (default accompgen-demo)")
+    dem.add_argument("--seed", type=int, default=0)
+    dem.set_defaults(run=demo)
     return parser
 
 

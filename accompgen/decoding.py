@@ -21,7 +21,7 @@ class SamplingOptions:
     top_k: int = 250  # keep the k most likely ids of the position's stream; 0 keeps all
     top_p: float = 1.0  # keep the smallest set of ids whose probability reaches p; 1.0 keeps all
     cfg_scale: float = 3.0  # lambda of classifier-free guidance; 1.0 is plain conditional sampling
-    seed: int = 0  # seeds the numpy generator that draws every sample
+    seed: int = 0  # variation i draws from its own generator seeded seed + i, so each is reproducible alone
     variations: int = 1  # N independent accompaniments, generated as one batch
 
     def __post_init__(self) -> None:
@@ -55,6 +55,11 @@ class Inference(Protocol):
 ProgressFn = Callable[[int, int], None]  # (steps done, steps in all)
 
 
+def variation_rngs(options: SamplingOptions) -> list[np.random.Generator]:
+    """One generator per variation: seeds seed, seed + 1, ..."""
+    return [np.random.default_rng(options.seed + i) for i in range(options.variations)]
+
+
 def guide(logits: np.ndarray, n: int, cfg_scale: float) -> np.ndarray:
     """(2N, V) with the conditional rows first -> (N, V): uncond + lambda * (cond - uncond)."""
     cond, uncond = logits[:n], logits[n:]
@@ -84,32 +89,35 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> np.ndarray:
-    """(N, V) -> (N,) ids; one uniform draw per row by inverse CDF, so a seed fixes every choice."""
+def sample(logits: np.ndarray, temperature: float, rngs: list[np.random.Generator]) -> np.ndarray:
+    """(N, V) -> (N,) ids; row i takes one uniform draw from rngs[i] by inverse CDF, so seeds fix every choice."""
     if temperature == 0:
         return logits.argmax(axis=-1)
     cdf = np.cumsum(softmax(logits / temperature), axis=-1)
-    draws = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    draws = np.array([[rng.random()] for rng in rngs]) * cdf[:, -1:]
     return np.minimum((cdf <= draws).sum(axis=-1), logits.shape[-1] - 1)
 
 
-def next_tokens(logits: np.ndarray, lo: int, hi: int, options: SamplingOptions, rng: np.random.Generator) -> np.ndarray:
+def next_tokens(
+    logits: np.ndarray, lo: int, hi: int, options: SamplingOptions, rngs: list[np.random.Generator]
+) -> np.ndarray:
     """(B, V) -> (N,) vocabulary ids in [lo, hi): guidance, filtering and sampling within one stream."""
     stream = logits[:, lo:hi]  # masking by slicing: ids outside the position's stream never compete
     if options.guided:
         stream = guide(stream, options.variations, options.cfg_scale)
     stream = filter_logits(stream, options.top_k, options.top_p)
-    return sample(stream, options.temperature, rng) + lo
+    return sample(stream, options.temperature, rngs) + lo
 
 
 def decode_window(
     inference: Inference,
     window: WindowSequence,
     options: SamplingOptions,
-    rng: np.random.Generator,
+    rngs: list[np.random.Generator],
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
-    """Prefill the window's prefix, then sample its target token by token -> (N, n_target) ids, prompt included."""
+    """Prefill the window's prefix, then sample its target token by token -> (N, n_target) ids, prompt included.
+    `rngs` holds one generator per variation (`variation_rngs`) and advances with every sample."""
     n = options.variations
     if len(window.condition) != n:
         raise ValueError(f"the window holds {len(window.condition)} rows for {n} variations")
@@ -122,7 +130,7 @@ def decode_window(
         end = window.prefix_length + i
         logits = inference.logits(fed, window.ticks[:end])
         pos = start + i
-        generated[:, i] = next_tokens(logits, window.target_lo[pos], window.target_hi[pos], options, rng)
+        generated[:, i] = next_tokens(logits, window.target_lo[pos], window.target_hi[pos], options, rngs)
         fed = np.tile(generated[:, i : i + 1], (len(halves), 1))  # (B, 1): the same id for both halves
         if progress:
             progress(i + 1, steps)

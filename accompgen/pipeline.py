@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accompgen.decoding import Inference, SamplingOptions, decode_window
+from accompgen.decoding import Inference, SamplingOptions, decode_window, variation_rngs
 from accompgen.tokens import Stage, TokenLayout, build_window, frames_for
 
 StageProgress = Callable[[str, float], None]  # (stage name, fraction of that stage done)
@@ -48,7 +48,7 @@ def generate_track(
     prompt_s: float,
     new_inference: InferenceFactory,
     options: SamplingOptions,
-    rng: np.random.Generator,
+    rngs: list[np.random.Generator],
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
     """`conditions`: track name -> (N, K, F) local codes of the whole input -> (N, K, n_frames) target codes."""
@@ -72,7 +72,7 @@ def generate_track(
             if progress:
                 progress((before + step) / total_steps)
 
-        ids = decode_window(new_inference(), sequence, options, rng, report)
+        ids = decode_window(new_inference(), sequence, options, rngs, report)
         out[:, :, w.start : w.stop] = target.to_codes(ids)
         done += (w.stop - w.start - w.prompt) * target.width
     return out
@@ -90,7 +90,7 @@ def generate_codes(
 ) -> np.ndarray:
     """(F50,) vocal semantic ids of a region of `duration_s` -> (N, K, F75) codes: all codebooks, or only the
     coarse ones for a preview. `windows` maps a stage name to its (window_s, prompt_s)."""
-    rng = np.random.default_rng(options.seed)
+    rngs = variation_rngs(options)
     n = options.variations
     stages = layout.stages
     acoustic_frames = frames_for(duration_s, stages["coarse"].target.rate_hz)
@@ -100,7 +100,7 @@ def generate_codes(
         report = (lambda f: progress(name, f)) if progress else None
         window_s, prompt_s = windows[name]
         codes = generate_track(
-            stages[name], tracks, n_frames, window_s, prompt_s, inference[name], options, rng, report
+            stages[name], tracks, n_frames, window_s, prompt_s, inference[name], options, rngs, report
         )
         tracks[stages[name].target.name] = codes
         return codes

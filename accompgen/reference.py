@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from accompgen.decoding import ProgressFn, SamplingOptions, decode_window
+from accompgen.decoding import ProgressFn, SamplingOptions, decode_window, variation_rngs
 from accompgen.model import KVCache, StageTransformer
 from accompgen.tokens import WindowSequence
 
@@ -31,10 +31,8 @@ def generate_window(
     model: StageTransformer,
     window: WindowSequence,
     options: SamplingOptions,
-    rng: np.random.Generator | None = None,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """(N, n_target) target ids for one window, sampled from the torch model: the ground truth for runtimes."""
     device = next(model.parameters()).device
-    rng = np.random.default_rng(options.seed) if rng is None else rng
-    return decode_window(TorchInference(model, device), window, options, rng, progress)
+    return decode_window(TorchInference(model, device), window, options, variation_rngs(options), progress)

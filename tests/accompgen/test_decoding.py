@@ -58,12 +58,13 @@ def test_top_p_keeps_the_smallest_nucleus_reaching_p(p, seed):
 
 def test_greedy_sampling_is_argmax():
     logits = np.random.default_rng(1).normal(size=(4, 10))
-    np.testing.assert_array_equal(sample(logits, 0.0, np.random.default_rng(0)), logits.argmax(-1))
+    np.testing.assert_array_equal(sample(logits, 0.0, [np.random.default_rng(0)] * 4), logits.argmax(-1))
 
 
 def test_sampling_follows_the_distribution():
     logits = np.log(np.array([[0.1, 0.6, 0.3]]))
-    draws = np.concatenate([sample(logits, 1.0, rng) for rng in [np.random.default_rng(0)] for _ in range(4000)])
+    rngs = [np.random.default_rng(0)]
+    draws = np.concatenate([sample(logits, 1.0, rngs) for _ in range(4000)])
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / 4000, [0.1, 0.6, 0.3], atol=0.03)
 
 
@@ -78,12 +79,12 @@ def test_sampling_follows_the_distribution():
 def test_a_step_never_emits_an_id_outside_its_stream(seed, lo, width, temperature, cfg_scale):
     hi = lo + width + 1
     options = SamplingOptions(temperature=temperature, top_k=0, cfg_scale=cfg_scale, variations=2)
-    rng = np.random.default_rng(seed)
+    rngs = [np.random.default_rng(seed + i) for i in range(2)]
     # the ids outside [lo, hi) are made the most likely, so only the mask keeps them out
-    logits = rng.normal(size=(4 if options.guided else 2, 1600)).astype(np.float32)
+    logits = rngs[0].normal(size=(4 if options.guided else 2, 1600)).astype(np.float32)
     logits[:, :lo] += 50
     logits[:, hi:] += 50
-    ids = next_tokens(logits, lo, hi, options, rng)
+    ids = next_tokens(logits, lo, hi, options, rngs)
     assert ((ids >= lo) & (ids < hi)).all()
 
 
@@ -129,15 +130,26 @@ class CountingInference(TorchInference):
 
 @pytest.mark.parametrize(("cfg_scale", "rows"), [(3.0, 4), (1.0, 2)])
 def test_guidance_runs_one_batch_of_2n_and_is_skipped_at_lambda_one(stages, tiny_config, cfg_scale, rows):
-    from accompgen.decoding import decode_window
+    from accompgen.decoding import decode_window, variation_rngs
 
     window = coarse_window(tiny_config, rows=2)
     inference = CountingInference(stages["coarse"])
     options = SamplingOptions(cfg_scale=cfg_scale, variations=2)
-    decode_window(inference, window, options, np.random.default_rng(0))
+    decode_window(inference, window, options, variation_rngs(options))
     assert inference.rows == [rows] * window.n_target  # one prefill, then one cached step per token
 
 
 def test_sampling_options_name_what_is_wrong():
     with pytest.raises(ValueError, match=r"top_p.*variations"):
         SamplingOptions(top_p=0.0, variations=0)
+
+
+def test_each_variation_is_reproducible_alone(stages, tiny_config):
+    """Variation i of a batch uses seed + i: run alone with that seed, it gives the same tokens."""
+    import dataclasses
+
+    single = coarse_window(tiny_config, rows=1)
+    three = dataclasses.replace(single, condition=single.condition.repeat(3, 0), prompt=single.prompt.repeat(3, 0))
+    batch = generate_window(stages["coarse"], three, SamplingOptions(seed=10, variations=3))
+    alone = generate_window(stages["coarse"], single, SamplingOptions(seed=12, variations=1))
+    np.testing.assert_array_equal(batch[2], alone[0])

@@ -5,7 +5,7 @@ import torch
 
 from accompgen import graph_io as io
 from accompgen.bundle import load_bundle
-from accompgen.decoding import SamplingOptions, decode_window
+from accompgen.decoding import SamplingOptions, decode_window, variation_rngs
 from accompgen.framing import semantic_chunk
 from accompgen.reference import TorchInference
 from accompgen.synth import sung_phrase
@@ -47,8 +47,8 @@ def test_ort_decoding_gives_the_torch_tokens(tiny_bundle, tiny_parts, temperatur
         conditions = {t.name: rng.integers(0, t.streams[0].size, (2, t.width, 15)) for t in stage.condition}
         window = build_window(stage, conditions, 10)
         options = SamplingOptions(temperature=temperature, seed=5, variations=2)
-        ours = decode_window(OrtInference(session, spec, CPU), window, options, np.random.default_rng(5))
-        reference = decode_window(TorchInference(tiny_parts.stages[name]), window, options, np.random.default_rng(5))
+        ours = decode_window(OrtInference(session, spec, CPU), window, options, variation_rngs(options))
+        reference = decode_window(TorchInference(tiny_parts.stages[name]), window, options, variation_rngs(options))
         np.testing.assert_array_equal(ours, reference)
 
 

@@ -1,0 +1,224 @@
+"""`accompgen-bridge`: serve DAWs, generate from a shell, or talk to a running bridge (one JSON object per call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from accompgen import __version__
+from accompgen.errors import UserError
+from accompgen_bridge.errors import JobError
+from accompgen_bridge.paths import DEFAULT_OSC_PORT, DEFAULT_TCP_PORT, default_state_dir, read_address
+from accompgen_bridge.providers import DEVICES
+
+
+def serve(args: argparse.Namespace) -> None:
+    from accompgen_bridge.server import ServerConfig
+    from accompgen_bridge.server import serve as run_server
+
+    config = ServerConfig(
+        bundle=args.bundle,
+        state_dir=args.state_dir,
+        host=args.host,
+        osc_port=args.osc_port,
+        tcp_port=args.tcp_port,
+        token=args.token,
+        device=args.device,
+        max_duration_s=args.max_duration,
+        max_queue=args.max_queue,
+    )
+    run_server(config)
+
+
+def generate(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accompgen_bridge.audio import probe, write_wav
+    from accompgen_bridge.engine import Engine, Request
+
+    duration = args.duration if args.duration is not None else probe(args.vocal)[1] - args.start
+    engine = Engine(args.bundle, args.device)
+    try:
+        options = engine.sampling_options(
+            seed=args.seed,
+            cfg_scale=args.cfg_scale,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            variations=args.variations,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    request = Request(str(args.vocal), args.start, duration, options, args.quality == "preview", args.sample_rate)
+    columns = (TextColumn("{task.description:<8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True)) as bar:  # stdout: the paths
+        task = bar.add_task("encode", total=1.0)
+        result = engine.generate(request, lambda phase, f: bar.update(task, completed=f, description=phase))
+    outputs = output_paths(args.output, len(result.seeds))
+    for path, row in zip(outputs, result.audio, strict=True):
+        write_wav(path, row, result.sample_rate)
+        print(path)
+
+
+def output_paths(output: Path, variations: int) -> list[Path]:
+    """OUT for one variation; OUT-1, OUT-2, ... (before the suffix) for several."""
+    if variations == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i + 1}{output.suffix or '.wav'}") for i in range(variations)]
+
+
+def client_for(args: argparse.Namespace) -> Any:
+    from accompgen_bridge.client import BridgeClient
+
+    port = args.port
+    if port is None:
+        address = read_address(args.state_dir)
+        port = address["tcp_port"] if address else DEFAULT_TCP_PORT
+    return BridgeClient(args.host, port, args.timeout, args.token)
+
+
+def reply_json(reply: tuple[str, list[Any]], fields: list[str]) -> dict[str, Any]:
+    address, values = reply
+    if address == "/accompgen/error":
+        _job_id, code, message = values
+        raise JobError(code, message)
+    return dict(zip(fields, values, strict=False))
+
+
+def submit(args: argparse.Namespace) -> dict[str, Any]:
+    from accompgen_bridge.audio import probe
+
+    vocal = str(Path(args.vocal).resolve())
+    duration = args.duration if args.duration is not None else probe(vocal)[1] - args.start
+    pairs: list[Any] = []
+    for key in ("seed", "cfg_scale", "temperature", "top_k", "variations", "quality", "sample_rate", "output_dir"):
+        value = getattr(args, key)
+        if value is not None:
+            pairs += [key, str(Path(value).resolve()) if key == "output_dir" else value]
+    reply = client_for(args).call(
+        "/accompgen/generate", [vocal, float(args.start), float(duration), *pairs], ("/accompgen/accepted",)
+    )
+    return reply_json(reply, ["job_id", "status_file"])
+
+
+def status(args: argparse.Namespace) -> dict[str, Any]:
+    reply = client_for(args).call("/accompgen/status", [args.job_id], ("/accompgen/status",))
+    result = reply_json(reply, ["job_id", "state", "fraction"])
+    address = read_address(args.state_dir)
+    status_file = args.state_dir / "status" / f"{args.job_id}.json"
+    if address and status_file.is_file():  # the same bridge: add stage, outputs and error from the status file
+        result = {**json.loads(status_file.read_text()), **result}
+    return result
+
+
+def cancel(args: argparse.Namespace) -> dict[str, Any]:
+    reply = client_for(args).call("/accompgen/cancel", [args.job_id], ("/accompgen/cancelled",))
+    return {**reply_json(reply, ["job_id"]), "state": "cancelled"}
+
+
+def ping(args: argparse.Namespace) -> dict[str, Any]:
+    client = client_for(args)
+    version = reply_json(client.call("/accompgen/ping", [], ("/accompgen/pong",)), ["version"])
+    return {**version, "host": client.host, "port": client.port}
+
+
+def play(args: argparse.Namespace) -> None:
+    from accompgen_bridge.playback import play_files
+
+    play_files(args.output, args.with_vocal)
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="the bridge's address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="its TCP port (default: from the state dir's bridge.json, else 9001)")
+    parser.add_argument("--token", help="the bridge's --token, if it has one")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", type=float, default=0.0, help="region start in seconds (default 0)")
+    parser.add_argument("--duration", type=float, help="region length in seconds (default: to the end)")
+    parser.add_argument("--seed", type=int, help="seed of the first variation (default: random)")
+    parser.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="guidance lambda (bundle default 3.0)")
+    parser.add_argument("--temperature", type=float, help="sampling temperature (bundle default 0.9)")
+    parser.add_argument("--top-k", dest="top_k", type=int, help="top-k filter (bundle default 250)")
+    parser.add_argument("--variations", type=int, help="how many accompaniments (default 1)")
+    parser.add_argument("--quality", choices=("full", "preview"), help="preview: coarse codebooks only, faster")
+    parser.add_argument("--sample-rate", dest="sample_rate", type=int, help="output rate (default: the input's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accompgen-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"accompgen-bridge {__version__}")
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help="job database and status files")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("serve", help="serve OSC over UDP and TCP")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory written by `accompgen export`")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind; anything but loopback needs --token")
+    p.add_argument("--osc-port", type=int, default=DEFAULT_OSC_PORT, help="OSC over UDP (default 9000; 0 = any)")
+    p.add_argument("--tcp-port", type=int, default=DEFAULT_TCP_PORT, help="OSC over TCP, SLIP (default 9001; 0 = any)")
+    p.add_argument("--token", help="shared secret every message must end with: token <value>")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: fastest present)")
+    p.add_argument("--max-duration", type=float, default=600.0, help="longest region in seconds (default 600)")
+    p.add_argument("--max-queue", type=int, default=16, help="unfinished jobs before `busy` (default 16)")
+    p.set_defaults(run=serve, prints_json=False)
+
+    p = commands.add_parser("generate", help="generate without a server, with a progress bar")
+    p.add_argument("vocal", type=Path, help="the vocal audio file")
+    p.add_argument("-o", "--output", required=True, type=Path, help="WAV file to write")
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    add_sampling_options(p)
+    p.set_defaults(run=generate, prints_json=False)
+
+    p = commands.add_parser("submit", help="queue a job on a running bridge; prints job_id and status_file")
+    p.add_argument("vocal", help="the vocal audio file")
+    p.add_argument("--output-dir", dest="output_dir", help="where the WAVs go (default: the bridge's outputs/)")
+    add_sampling_options(p)
+    add_client_options(p)
+    p.set_defaults(run=submit, prints_json=True)
+
+    for name, run, text in (("status", status, "state of a job"), ("cancel", cancel, "cancel a job")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("job_id")
+        add_client_options(p)
+        p.set_defaults(run=run, prints_json=True)
+
+    p = commands.add_parser("ping", help="is a bridge running? prints its version")
+    add_client_options(p)
+    p.set_defaults(run=ping, prints_json=True)
+
+    p = commands.add_parser("play", help="listen to an output (and the vocal beside it)")
+    p.add_argument("output", type=Path)
+    p.add_argument("--with", dest="with_vocal", type=Path, help="the vocal to play along")
+    p.set_defaults(run=play, prints_json=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        result = args.run(args)
+    except UserError as err:
+        code = getattr(err, "code", "error")
+        if args.prints_json:
+            print(json.dumps({"error": code, "message": str(err)}))
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if args.prints_json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accompgen.decoding import SamplingOptions
+from accompgen.model import build_stages
+from accompgen.pipeline import generate_codes, plan_windows
+from accompgen.reference import TorchInference
+
+
+@given(st.integers(1, 500), st.integers(2, 60), st.data())
+def test_windows_cover_the_input_and_overlap_by_the_prompt(n_frames, window, data):
+    prompt = data.draw(st.integers(0, window - 1))
+    windows = plan_windows(n_frames, window, prompt)
+    assert windows[0].start == 0 and windows[0].prompt == 0 and windows[-1].stop == n_frames
+    for before, after in itertools.pairwise(windows):
+        assert after.start == before.stop - prompt and after.prompt == prompt
+    assert all(w.stop - w.start <= window and w.stop - w.start > w.prompt for w in windows)
+
+
+@pytest.fixture(scope="module")
+def stages(tiny_config):
+    import torch
+
+    torch.manual_seed(0)
+    return build_stages(tiny_config).eval()
+
+
+def run(config, stages, vocal, seconds, preview=False, seed=0, variations=2):
+    windows = {name: (s.window_s, s.prompt_s) for name, s in config.stages.items()}
+    inference = {name: (lambda m=stages[name]: TorchInference(m)) for name in stages}
+    options = SamplingOptions(seed=seed, variations=variations)
+    return generate_codes(config.tokens, windows, vocal, seconds, inference, options, preview)
+
+
+def test_codes_cover_the_region_at_75_hz(tiny_config, stages):
+    vocal = np.random.default_rng(0).integers(0, 16, 233)  # 4.66 s: several windows of every stage
+    codes = run(tiny_config, stages, vocal, 4.66)
+    assert codes.shape == (2, 8, 350)
+    assert codes.min() >= 0 and codes.max() < 32
+    assert run(tiny_config, stages, vocal, 4.66, preview=True).shape == (2, 4, 350)
+
+
+def test_progress_reaches_every_stage_in_order(tiny_config, stages):
+    seen = []
+    windows = {name: (s.window_s, s.prompt_s) for name, s in tiny_config.stages.items()}
+    inference = {name: (lambda m=stages[name]: TorchInference(m)) for name in stages}
+    vocal = np.zeros(60, np.int64)
+    generate_codes(
+        tiny_config.tokens, windows, vocal, 1.2, inference, SamplingOptions(), progress=lambda *p: seen.append(p)
+    )
+    assert [stage for stage, _ in seen] == sorted((s for s, _ in seen), key=["semantic", "coarse", "fine"].index)
+    for stage in ("semantic", "coarse", "fine"):
+        fractions = [f for s, f in seen if s == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
