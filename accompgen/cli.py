@@ -98,6 +98,25 @@ def demo(args: argparse.Namespace) -> None:
     print_summary(paths, trained)
 
 
+def bench(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from rich.console import Console
+
+    from accompgen.bench import FULL, QUICK, run_bench
+
+    settings = QUICK if args.quick else FULL
+    overrides = {"config": args.config, "pasts": tuple(args.pasts) if args.pasts else None, "seconds": args.seconds}
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_musicgen:
+        settings = dataclasses.replace(settings, musicgen=False)
+    console = Console(stderr=True)
+    with console.status("benchmarking") as status:
+        run_bench(settings, args.out, progress=lambda text: status.update(text))
+    print((args.out / "bench.md").read_text())
+    print(f"wrote {args.out / 'bench.json'}, {args.out / 'bench.md'} and {args.out / 'bench.png'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accompgen", description=__doc__)
     parser.add_argument("--version", action="version", version=f"accompgen {__version__}")
@@ -123,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--model-dir", help="the trained model (default: what the bundle's manifest records)")
     ver.add_argument("--device", default="auto", help="auto, tensorrt, cuda or cpu")
     ver.set_defaults(run=verify)
+
+    ben = commands.add_parser("bench", help="our runtime against torch eager and MusicGen, in one run")
+    ben.add_argument("--quick", action="store_true", help="tiny config, short pasts: under a minute on 2 cores")
+    ben.add_argument("--config", help="preset or YAML (default: small; tiny with --quick)")
+    ben.add_argument("--pasts", type=int, nargs="+", help="past lengths of the per-step table (default 256 1024 4096)")
+    ben.add_argument("--seconds", type=float, help="audio generated end to end (default 10; 2 with --quick)")
+    ben.add_argument("--no-musicgen", action="store_true", help="skip the MusicGen peer")
+    ben.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default bench)")
+    ben.set_defaults(run=bench)
 
     dem = commands.add_parser("demo", help="a synthesized phrase through a real bridge: vocal, accompaniment, mix")
     dem.add_argument("--bundle", type=Path, help="a bundle to use (default: a tiny random-init one, cached)")

@@ -7,6 +7,7 @@ as one continuous take. All ticks restart at each window: the model only ever se
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,31 +52,62 @@ def generate_track(
     rngs: list[np.random.Generator],
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """`conditions`: track name -> (N, K, F) local codes of the whole input -> (N, K, n_frames) target codes."""
+    """`conditions`: track name -> (N, K, F) local codes of the whole input -> (N, K, n_frames) target codes.
+
+    Windows without a prompt do not depend on each other: those of one shape run as one batch of
+    windows x N rows, row (w, v) drawing from variation v's generator."""
     target = stage.target
+    n = options.variations
     windows = plan_windows(n_frames, target.frames(window_s), target.frames(prompt_s))
     total_steps = sum((w.stop - w.start - w.prompt) * target.width for w in windows)
-    out = np.zeros((options.variations, target.width, n_frames), dtype=np.int64)
+    out = np.zeros((n, target.width, n_frames), dtype=np.int64)
     done = 0
-    for w in windows:
-        start_s, window_len_s = w.start / target.rate_hz, (w.stop - w.start) / target.rate_hz
-        window_conditions = {}
-        for track in stage.condition:
-            lo = round(start_s * track.rate_hz)
-            hi = min(lo + track.frames(window_len_s), conditions[track.name].shape[-1])
-            window_conditions[track.name] = conditions[track.name][..., lo:hi]
-        prompt = out[:, :, w.start : w.start + w.prompt]
-        sequence = build_window(stage, window_conditions, w.stop - w.start, prompt)
-        steps_before = done
+    for group in _batches(stage, conditions, windows):
+        sequences = [
+            build_window(
+                stage, _conditions_of(stage, conditions, w), w.stop - w.start, out[..., w.start : w.start + w.prompt]
+            )
+            for w in group
+        ]
+        sequence = dataclasses.replace(
+            sequences[0],
+            condition=np.concatenate([s.condition for s in sequences]),
+            prompt=np.concatenate([s.prompt for s in sequences]),
+        )
 
-        def report(step: int, _steps: int, before: int = steps_before) -> None:
+        def report(step: int, _steps: int, before: int = done, width: int = len(group)) -> None:
             if progress:
-                progress((before + step) / total_steps)
+                progress((before + step * width) / total_steps)
 
-        ids = decode_window(new_inference(), sequence, options, rngs, report)
-        out[:, :, w.start : w.stop] = target.to_codes(ids)
-        done += (w.stop - w.start - w.prompt) * target.width
+        group_options = dataclasses.replace(options, variations=len(group) * n)
+        ids = decode_window(new_inference(), sequence, group_options, rngs * len(group), report)
+        for i, w in enumerate(group):
+            out[:, :, w.start : w.stop] = target.to_codes(ids[i * n : (i + 1) * n])
+        done += sum((w.stop - w.start - w.prompt) * target.width for w in group)
     return out
+
+
+def _batches(stage: Stage, conditions: dict[str, np.ndarray], windows: list[Window]) -> list[list[Window]]:
+    """Prompt-free windows grouped by sequence shape; prompted windows one at a time."""
+    if any(w.prompt for w in windows):
+        return [[w] for w in windows]
+    groups: dict[tuple[int, ...], list[Window]] = {}
+    for w in windows:
+        shape = (w.stop - w.start, *(c.shape[-1] for c in _conditions_of(stage, conditions, w).values()))
+        groups.setdefault(shape, []).append(w)
+    return list(groups.values())
+
+
+def _conditions_of(stage: Stage, conditions: dict[str, np.ndarray], w: Window) -> dict[str, np.ndarray]:
+    """The slice of every condition track that sounds during window `w` of the target."""
+    rate = stage.target.rate_hz
+    start_s, length_s = w.start / rate, (w.stop - w.start) / rate
+    sliced = {}
+    for track in stage.condition:
+        lo = round(start_s * track.rate_hz)
+        hi = min(lo + track.frames(length_s), conditions[track.name].shape[-1])
+        sliced[track.name] = conditions[track.name][..., lo:hi]
+    return sliced
 
 
 def generate_codes(

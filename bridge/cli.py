@@ -72,12 +72,20 @@ def output_paths(output: Path, variations: int) -> list[Path]:
 
 
 def client_for(args: argparse.Namespace) -> Any:
+    """A client for the bridge of --host/--port, or else the one serving --state-dir (its bridge.json)."""
     from accompgen_bridge.client import BridgeClient
 
     port = args.port
+    if port is None and args.host != "127.0.0.1":
+        port = DEFAULT_TCP_PORT
     if port is None:
         address = read_address(args.state_dir)
-        port = address["tcp_port"] if address else DEFAULT_TCP_PORT
+        if address is None:
+            raise UserError(
+                f"no bridge is listening: none has written bridge.json to {args.state_dir}. "
+                "Start one with `accompgen-bridge serve --bundle DIR`, or give --port"
+            )
+        port = address["tcp_port"]
     return BridgeClient(args.host, port, args.timeout, args.token)
 
 

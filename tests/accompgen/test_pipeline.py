@@ -56,3 +56,26 @@ def test_progress_reaches_every_stage_in_order(tiny_config, stages):
     for stage in ("semantic", "coarse", "fine"):
         fractions = [f for s, f in seen if s == stage]
         assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+def test_prompt_free_windows_run_as_one_batch(tiny_config, stages):
+    """Fine windows without a prompt: one prefill of windows x N rows instead of one per window."""
+    from accompgen.pipeline import generate_track
+
+    prefills: list[int] = []
+
+    class Counting(TorchInference):
+        def logits(self, input_ids, ticks):
+            if len(ticks) == input_ids.shape[1]:
+                prefills.append(len(input_ids))
+            return super().logits(input_ids, ticks)
+
+    stage = tiny_config.tokens.stages["fine"]
+    coarse = np.random.default_rng(0).integers(0, 32, (2, 4, 300))  # 4 s: four 1 s windows
+    options = SamplingOptions(seed=1, variations=2, cfg_scale=1.0)
+    rngs = [np.random.default_rng(i) for i in range(2)]
+    codes = generate_track(stage, {"coarse": coarse}, 300, 1.0, 0.0, lambda: Counting(stages["fine"]), options, rngs)
+    assert prefills == [8] and codes.shape == (2, 4, 300)
+    prefills.clear()
+    generate_track(stage, {"coarse": coarse}, 300, 1.0, 0.2, lambda: Counting(stages["fine"]), options, rngs)
+    assert prefills == [2] * 5  # prompted windows depend on each other: one at a time

@@ -1,0 +1,54 @@
+"""A real bridge for the ReaScripts to talk to, and projects for them to edit."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from accompgen.synth import sung_phrase
+
+from ..bridge.conftest import start_bridge
+from .simulator import Project, Simulation
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts" / "AccompGen"
+GENERATE = SCRIPTS / "AccompGen - Generate accompaniment for selected items.lua"
+SETTINGS = SCRIPTS / "AccompGen - Settings.lua"
+START = SCRIPTS / "AccompGen - Start or check bridge.lua"
+
+
+def bridge_command(state_dir: Path) -> str:
+    """The bridge CLI of this environment, pointed at one state directory, as a user would type it."""
+    return shlex.join([sys.executable, "-m", "accompgen_bridge.cli", "--state-dir", str(state_dir)])
+
+
+@pytest.fixture(scope="module")
+def running_bridge(tiny_bundle, tmp_path_factory):
+    server = start_bridge(tiny_bundle, tmp_path_factory.mktemp("reaper-bridge"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vocal_file(tmp_path_factory) -> Path:
+    """20 s of singing in a folder and file name with spaces, quotes and non-ASCII letters."""
+    folder = tmp_path_factory.mktemp("audio") / "my session's audio"
+    folder.mkdir()
+    path = folder / "Lead vocal “take 3” é.wav"
+    sf.write(path, sung_phrase(20.0, 44100), 44100)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return Project(tmp_path)
+
+
+def simulate(project: Project, script: Path, settings: dict[str, str] | None = None) -> Simulation:
+    sim = Simulation(project, script)
+    for key, value in (settings or {}).items():
+        sim.reaper.ext_state[("AccompGen", key)] = value
+    return sim

@@ -1,0 +1,114 @@
+"""The simulator is strict, and the library's pieces hold on their own."""
+
+import shlex
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lupa.lua54 import LuaError
+
+from .conftest import SCRIPTS
+from .simulator import ApiError, Project, Simulation
+
+
+@pytest.fixture(scope="module")
+def lua(tmp_path_factory):
+    """One Lua state for the module: the library holds no state between calls."""
+    sim = Simulation(Project(tmp_path_factory.mktemp("project")), SCRIPTS / "AccompGen - Settings.lua")
+    lib = sim.lua.execute(f"return dofile('{SCRIPTS / 'accompgen_lib.lua'}')")
+    return sim, lib
+
+
+def test_unknown_names_and_wrong_types_fail(lua):
+    sim, _ = lua
+    with pytest.raises((ApiError, LuaError), match="does not exist in REAPER"):
+        sim.lua.execute("reaper.MakeItSound()")
+    with pytest.raises((ApiError, LuaError), match="must be integer"):
+        sim.lua.execute("reaper.GetSelectedMediaItem(0, 'first')")
+    with pytest.raises((ApiError, LuaError), match="takes 2 arguments"):
+        sim.lua.execute("reaper.GetSelectedMediaItem(0)")
+    with pytest.raises((ApiError, LuaError), match=r"gfx\.drawstr does not exist"):
+        sim.lua.execute("gfx.drawstr('x')")  # absent from the 7.40 list: the scripts use gfx.printf
+    with pytest.raises((ApiError, LuaError), match="not a gfx variable"):
+        sim.lua.execute("gfx.colour = 1")
+
+
+def test_the_scripts_run_under_lua_5_4(lua):
+    sim, _ = lua
+    assert sim.lua.execute("return _VERSION") == "Lua 5.4"
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, min_size=1, max_size=4)
+        | st.dictionaries(st.text(max_size=8), children, min_size=1, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100)
+@given(JSON_VALUES)
+def test_json_decoding_matches_python(lua, value):
+    import json
+
+    sim, lib = lua
+    decoded, error = lib.json_decode(json.dumps(value)), None
+    assert error is None
+    assert to_python(decoded, lib, sim.lua.eval("rawequal")) == value
+
+
+def to_python(value, lib, rawequal):
+    if rawequal(value, lib.null):
+        return None
+    if hasattr(value, "items"):
+        keys = list(value.keys())
+        if keys and all(isinstance(k, int) for k in keys) and sorted(keys) == list(range(1, len(keys) + 1)):
+            return [to_python(value[k], lib, rawequal) for k in sorted(keys)]
+        return {str(k): to_python(v, lib, rawequal) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("text", ["{", '{"a" 1}', "[1,]", '"open', "nul", "{} x"])
+def test_bad_json_is_an_error_not_a_crash(lua, text):
+    _, lib = lua
+    value, error = lib.json_decode(text)
+    assert value is None and error
+
+
+@settings(max_examples=100)
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30))
+def test_posix_quoting_round_trips_through_the_shell(lua, arg):
+    _, lib = lua
+    quoted = lib.quote(arg, False)
+    assert shlex.split(quoted) == [arg]
+    assert subprocess.run(f"printf %s {quoted}", shell=True, capture_output=True, check=True).stdout == arg.encode()
+
+
+@settings(max_examples=100)
+@given(
+    st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30).map(lambda s: s + " x")
+)
+def test_windows_quoting_follows_the_c_runtime_rules(lua, arg):
+    _, lib = lua
+    assert lib.quote(arg, True) == subprocess.list2cmdline([arg])
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (["", "", "3", "0.9", "", "1"], "bridge command"),
+        (["x", "", "30", "0.9", "", "1"], "CFG scale"),
+        (["x", "", "3", "hot", "", "1"], "Temperature"),
+        (["x", "", "3", "0.9", "4.5", "1"], "Seed"),
+        (["x", "", "3", "0.9", "", "0"], "Variations"),
+    ],
+)
+def test_settings_validation(lua, fields, problem):
+    sim, lib = lua
+    keys = ["bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations"]
+    table = sim.lua.table_from(dict(zip(keys, fields, strict=True)))
+    cleaned, message = lib.validate_settings(table)
+    assert cleaned is None and problem in message
