@@ -98,6 +98,124 @@ def demo(args: argparse.Namespace) -> None:
     print_summary(paths, trained)
 
 
+def song_sources(args: argparse.Namespace) -> list:
+    from accompgen.data.stems import folder_songs, musdb_songs
+
+    return list(musdb_songs(args.data, args.subset)) if args.musdb else folder_songs(args.data)
+
+
+def fit_kmeans(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    import numpy as np
+    from rich.console import Console
+
+    from accompgen.data.prepare import collect_features
+    from accompgen.data.tokenize import semantic_frames
+    from accompgen.model_dir import KMEANS_FILE, save_config
+    from accompgen.semantic import HubertFeatures
+    from accompgen.semantic import fit_kmeans as fit
+
+    config = ModelConfig.load(args.config)
+    overrides = {"hubert": args.hubert, "hubert_layer": args.hubert_layer, "encodec": args.encodec}
+    tokenizer = dataclasses.replace(config.tokenizer, **{k: v for k, v in overrides.items() if v is not None})
+    config = dataclasses.replace(config, tokenizer=tokenizer)
+    features_model = HubertFeatures.from_pretrained(tokenizer.hubert, tokenizer.hubert_layer)
+    console = Console(stderr=True)
+    with console.status("reading songs") as status:
+        features, skipped = collect_features(
+            song_sources(args),
+            lambda audio, rate: semantic_frames(features_model, audio, rate),
+            args.seconds_per_song,
+            progress=lambda name: status.update(f"HuBERT features of {name}"),
+        )
+        status.update(f"k-means with {config.tokens.semantic_clusters} clusters on {len(features)} frames")
+        centroids = fit(features, config.tokens.semantic_clusters, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_config(args.out, config)
+    np.save(args.out / KMEANS_FILE, centroids)
+    report_skipped(skipped)
+    print(f"wrote {args.out / 'config.yaml'} and {args.out / KMEANS_FILE} ({len(features)} feature frames)")
+
+
+def report_skipped(skipped: dict[str, str]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} song(s):", file=sys.stderr)
+        for reason in skipped.values():
+            print(f"  {reason}", file=sys.stderr)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    from rich.progress import Progress
+
+    from accompgen.data.prepare import ClipSettings
+    from accompgen.data.prepare import prepare as run_prepare
+    from accompgen.model_dir import load_config, load_tokenizer
+
+    config = load_config(args.model_dir)
+    clip_s = args.clip_seconds or max(stage.window_s for stage in config.stages.values())
+    settings = ClipSettings(clip_s=clip_s, hop_s=args.hop_seconds or clip_s / 2, seed=args.seed)
+    tokenizer = load_tokenizer(args.model_dir)
+    sources = song_sources(args)
+    with Progress(console=None) as bar:
+        task = bar.add_task("songs", total=len(sources))
+
+        def advance(name: str) -> None:
+            bar.update(task, advance=1, description=name[:30])
+
+        report = run_prepare(sources, tokenizer, config.tokens, args.out, settings, progress=advance)
+    report_skipped(report.skipped)
+    print(
+        f"{len(report.prepared)} song(s) prepared ({report.clips} clips), {len(report.reused)} already done, "
+        f"{len(report.skipped)} skipped; tokens in {args.out}"
+    )
+
+
+def train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from accompgen.train.trainer import Distributed, Trainer, TrainSettings, init_distributed
+
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    parallel = Distributed.from_env()
+    init_distributed(parallel, args.device)
+    trainer = Trainer(args.model_dir, args.data, args.stage, settings, args.device, parallel)
+    if trainer.resume() and parallel.is_main:
+        print(f"resuming the {args.stage} stage at step {trainer.step}", file=sys.stderr)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not parallel.is_main) as bar:
+        task = bar.add_task(args.stage, total=settings.steps, completed=trainer.step)
+
+        def show(record: dict) -> None:
+            text = f"{args.stage} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
+            bar.update(task, completed=record["step"], description=text)
+
+        trainer.run(on_step=show)
+    if parallel.is_main:
+        print(f"wrote {trainer.checkpoint}; metrics in {trainer.metrics}")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from accompgen.evaluate import audio_metrics, token_metrics
+
+    report: dict = {"model_dir": str(args.model_dir)}
+    if args.data:
+        report["tokens"] = token_metrics(args.model_dir, args.data, args.batches)
+    if args.fad_reference or args.fad_generated:
+        if not (args.fad_reference and args.fad_generated):
+            raise UserError("FAD needs both --fad-reference and --fad-generated")
+        report["audio"] = audio_metrics(args.fad_reference, args.fad_generated, args.embedding)
+    if len(report) == 1:
+        raise UserError("nothing to evaluate: give --data TOKENS and/or --fad-reference/--fad-generated")
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
 def bench(args: argparse.Namespace) -> None:
     import dataclasses
 
@@ -115,6 +233,12 @@ def bench(args: argparse.Namespace) -> None:
         run_bench(settings, args.out, progress=lambda text: status.update(text))
     print((args.out / "bench.md").read_text())
     print(f"wrote {args.out / 'bench.json'}, {args.out / 'bench.md'} and {args.out / 'bench.png'}")
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="folder of song folders (vocals + stems)")
+    parser.add_argument("--musdb", action="store_true", help="--data is MUSDB18 in stem form (needs musdb, ffmpeg)")
+    parser.add_argument("--subset", default="train", help="MUSDB18 subset (default train)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +266,56 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--model-dir", help="the trained model (default: what the bundle's manifest records)")
     ver.add_argument("--device", default="auto", help="auto, tensorrt, cuda or cpu")
     ver.set_defaults(run=verify)
+
+    km = commands.add_parser("fit-kmeans", help="start a model directory: config and k-means of HuBERT features")
+    add_data_options(km)
+    km.add_argument("--config", required=True, help="preset or YAML file of the model")
+    km.add_argument("--out", required=True, type=Path, help="the model directory to create")
+    km.add_argument("--hubert", help="HuBERT hub id or local directory (default: the config's)")
+    km.add_argument("--hubert-layer", type=int, help="layer whose features are clustered (default: the config's)")
+    km.add_argument("--encodec", help="EnCodec hub id or local directory (default: the config's)")
+    km.add_argument("--seconds-per-song", type=float, default=60.0, help="audio per song used (default 60)")
+    km.add_argument("--seed", type=int, default=0)
+    km.set_defaults(run=fit_kmeans)
+
+    prep = commands.add_parser("prepare", help="tokenize songs into shards (re-runs skip finished songs)")
+    add_data_options(prep)
+    prep.add_argument("--model-dir", required=True, type=Path, help="written by fit-kmeans")
+    prep.add_argument("--out", required=True, type=Path, help="token folder to write")
+    prep.add_argument("--clip-seconds", type=float, help="clip length (default: the longest stage window)")
+    prep.add_argument("--hop-seconds", type=float, help="clip spacing (default: half a clip)")
+    prep.add_argument("--seed", type=int, default=0)
+    prep.set_defaults(run=prepare)
+
+    tr = commands.add_parser("train", help="train one stage (under torchrun for several processes)")
+    tr.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine"))
+    tr.add_argument("--model-dir", required=True, type=Path)
+    tr.add_argument("--data", required=True, type=Path, help="token folder written by prepare")
+    tr.add_argument("--device", help="cuda, cpu, ... (default: cuda when present)")
+    for name, kind in (
+        ("steps", int),
+        ("batch-size", int),
+        ("lr", float),
+        ("warmup-steps", int),
+        ("cond-dropout", float),
+        ("weight-decay", float),
+        ("grad-clip", float),
+        ("checkpoint-every", int),
+        ("log-every", int),
+        ("seed", int),
+    ):
+        tr.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"))
+    tr.set_defaults(run=train)
+
+    ev = commands.add_parser("eval", help="held-out loss/accuracy per stage, and FAD between folders of audio")
+    ev.add_argument("--model-dir", required=True, type=Path)
+    ev.add_argument("--data", type=Path, help="token folder: the val split gives loss and accuracy")
+    ev.add_argument("--batches", type=int, default=8, help="batches of 8 windows per stage (default 8)")
+    ev.add_argument("--fad-reference", type=Path, help="folder of real accompaniments")
+    ev.add_argument("--fad-generated", type=Path, help="folder of generated accompaniments")
+    ev.add_argument("--embedding", default="spectral", help="spectral (no weights) or clap:PATH_OR_ID")
+    ev.add_argument("--out", type=Path, default=Path("eval.json"))
+    ev.set_defaults(run=evaluate)
 
     ben = commands.add_parser("bench", help="our runtime against torch eager and MusicGen, in one run")
     ben.add_argument("--quick", action="store_true", help="tiny config, short pasts: under a minute on 2 cores")

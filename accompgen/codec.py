@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from transformers import EncodecConfig, EncodecModel
+from transformers.utils import logging as hf_logging
 
 from accompgen.errors import UserError
 from accompgen.tokens import ACOUSTIC_RATE_HZ, TokenLayout
@@ -38,6 +39,7 @@ class Codec(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, layout: TokenLayout) -> Codec:
         """Hub id (facebook/encodec_24khz) or a local directory written by `save_pretrained`."""
+        hf_logging.disable_progress_bar()  # our own progress display owns the terminal
         try:
             model = EncodecModel.from_pretrained(str(name_or_dir))
         except OSError as err:

@@ -19,6 +19,7 @@ from torch import nn
 
 from accompgen.codec import Codec, random_codec
 from accompgen.config import ModelConfig
+from accompgen.data.tokenize import Tokenizer
 from accompgen.errors import UserError
 from accompgen.framing import SEMANTIC_SAMPLE_RATE, semantic_chunk
 from accompgen.model import StageTransformer, build_stages
@@ -66,24 +67,38 @@ def load_stage(path: Path, config: ModelConfig, stage: str) -> StageTransformer:
     return model.eval()
 
 
-def load_model_dir(model_dir: str | Path) -> ModelParts:
-    model_dir = Path(model_dir)
+def load_config(model_dir: Path) -> ModelConfig:
     config_path = model_dir / CONFIG_FILE
     if not config_path.is_file():
-        raise UserError(f"{model_dir} holds no {CONFIG_FILE}: point to a directory written by `accompgen train`")
-    config = ModelConfig.load(config_path)
+        raise UserError(f"{model_dir} holds no {CONFIG_FILE}: create it with `accompgen fit-kmeans`")
+    return ModelConfig.load(config_path)
+
+
+def load_tokenizer(model_dir: str | Path) -> Tokenizer:
+    """HuBERT + the fitted k-means and EnCodec, as the model directory's config names them."""
+    model_dir = Path(model_dir)
+    config = load_config(model_dir)
     kmeans_path = model_dir / KMEANS_FILE
     if not kmeans_path.is_file():
         raise UserError(f"{model_dir} holds no {KMEANS_FILE}: run `accompgen fit-kmeans` first")
     features = HubertFeatures.from_pretrained(config.tokenizer.hubert, config.tokenizer.hubert_layer)
+    codec = Codec.from_pretrained(config.tokenizer.encodec, config.tokens)
+    return Tokenizer(SemanticEncoder(features, np.load(kmeans_path)), codec)
+
+
+def load_model_dir(model_dir: str | Path) -> ModelParts:
+    """A trained model: every stage's checkpoint plus the tokenizers."""
+    model_dir = Path(model_dir)
+    config = load_config(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     stages = nn.ModuleDict(
         {name: load_stage(stage_checkpoint_path(model_dir, name), config, name) for name in STAGE_NAMES}
     )
     return ModelParts(
         config=config,
         stages=stages,
-        semantic=SemanticEncoder(features, np.load(kmeans_path)),
-        codec=Codec.from_pretrained(config.tokenizer.encodec, config.tokens),
+        semantic=tokenizer.semantic,
+        codec=tokenizer.codec,
         source={"model_dir": str(model_dir.resolve())},
     )
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+from transformers.utils import logging as hf_logging
 
 from accompgen.errors import UserError
 from accompgen.framing import SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
@@ -29,6 +30,7 @@ class HubertFeatures(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, layer: int) -> HubertFeatures:
+        hf_logging.disable_progress_bar()  # our own progress display owns the terminal
         try:
             model = HubertModel.from_pretrained(str(name_or_dir))
         except OSError as err:

@@ -1,4 +1,4 @@
-"""Audio in and out: read a region as mono, resample with soxr, write WAV files that appear whole or not at all."""
+"""Audio in and out: check and read a region as mono, write WAV files that appear whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from accompgen_bridge.errors import BAD_AUDIO, BAD_REGION, EMPTY_AUDIO, MISSING_FILE, OUTPUT, UNREADABLE, JobError
 
@@ -60,23 +59,6 @@ def read_region(path: str | Path, start_s: float, duration_s: float) -> tuple[np
         raise JobError(EMPTY_AUDIO, f"the region of {path} is digital silence: select the vocal")
     # samples may lie past the file's end by the rounding tolerance: pad them with silence
     return np.pad(mono, (0, frames - len(mono))), rate
-
-
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Resample along the last axis (soxr, high quality)."""
-    if rate_in == rate_out:
-        return audio.astype(np.float32, copy=False)
-    if audio.ndim == 1:
-        return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32)
-    # soxr takes (samples, channels): rows become channels
-    return soxr.resample(audio.T, rate_in, rate_out, quality="HQ").T.astype(np.float32)
-
-
-def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
-    """Trim or pad with silence along the last axis to exactly `frames` samples."""
-    if audio.shape[-1] >= frames:
-        return audio[..., :frames]
-    return np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, frames - audio.shape[-1])])
 
 
 def write_wav(path: str | Path, audio: np.ndarray, rate: int) -> Path:

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from accompgen import graph_io as io
+from accompgen.audio import fit_length, resample
 from accompgen.bundle import Manifest, load_bundle
 from accompgen.decoding import SamplingOptions
 from accompgen.framing import semantic_chunks
 from accompgen.pipeline import generate_codes
 from accompgen.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ
-from accompgen_bridge.audio import fit_length, read_region, resample
+from accompgen_bridge.audio import read_region
 from accompgen_bridge.ort_inference import OrtInference
 from accompgen_bridge.providers import Device, choose_device, open_session
 

@@ -1,0 +1,1 @@
+"""Stems in, token shards out: everything between a folder of songs and the training loop."""

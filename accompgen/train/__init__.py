@@ -1,0 +1,1 @@
+"""Training the three stages: windows of prepared tokens, the loop with exact resume, distributed set-up."""

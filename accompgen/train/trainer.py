@@ -1,0 +1,264 @@
+"""The training loop of one stage: AdamW, warmup + cosine, clipping, bf16 on GPU, CFG condition dropout, loss on
+target tokens only, checkpoints that resume exactly, metrics to JSONL. Single process, or DDP under torchrun.
+
+Resuming is exact because nothing random is drawn from a running stream: the data order of an epoch comes from
+(seed, epoch), and a step's windows and condition dropout from (seed, step, rank). The checkpoint still keeps
+every RNG state, for dropout inside the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from accompgen.config import ModelConfig
+from accompgen.errors import UserError
+from accompgen.model import StageTransformer
+from accompgen.model_dir import CONFIG_FILE, stage_checkpoint_path
+from accompgen.train.windows import Batch, StageWindows
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 20_000  # optimizer steps in all (a resumed run continues up to this)
+    batch_size: int = 8  # sequences per process and step
+    lr: float = 3e-4  # peak learning rate
+    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
+    warmup_steps: int = 500
+    weight_decay: float = 0.1  # on matrices only, not on norms, embeddings or the bias table
+    grad_clip: float = 1.0  # max global gradient norm
+    cond_dropout: float = 0.1  # probability that a sequence's condition is replaced by NULL (CFG training)
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        """torchrun's RANK / WORLD_SIZE / LOCAL_RANK, or a single process."""
+        return cls(
+            int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+        )
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def lr_factor(step: int, settings: TrainSettings) -> float:
+    """Linear warmup to 1, then cosine down to min_lr_ratio at the last step."""
+    if step < settings.warmup_steps:
+        return (step + 1) / settings.warmup_steps
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: StageTransformer, settings: TrainSettings) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and not n.startswith(("embed", "bias"))]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim == 2 and not n.startswith(("embed", "bias")))]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.95), fused=False)
+
+
+def target_loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the target tokens only (each predicted from everything before it); also the accuracy."""
+    ids = torch.from_numpy(batch.ids).to(device)
+    ticks = torch.from_numpy(batch.ticks).to(device)
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits, _ = model(ids, ticks, core.empty_cache(len(ids), device))
+    start = batch.condition_length  # position Lc (SEP) predicts the first target token
+    predictions, labels = logits[:, start:-1].float(), ids[:, start + 1 :]
+    loss = F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), labels.reshape(-1))
+    accuracy = (predictions.argmax(-1) == labels).float().mean()
+    return loss, accuracy
+
+
+class Trainer:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        tokens_dir: str | Path,
+        stage: str,
+        settings: TrainSettings,
+        device: str | None = None,
+        parallel: Distributed | None = None,
+    ):
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / CONFIG_FILE).is_file():
+            raise UserError(f"{self.model_dir} holds no {CONFIG_FILE}: run `accompgen fit-kmeans` first")
+        self.config = ModelConfig.load(self.model_dir / CONFIG_FILE)
+        if stage not in self.config.stages:
+            raise UserError(f"unknown stage {stage!r}: use semantic, coarse or fine")
+        self.stage, self.settings = stage, settings
+        self.parallel = parallel or Distributed.from_env()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.parallel.local_rank)
+        stage_config = self.config.stages[stage]
+        self.data = StageWindows(
+            tokens_dir, self.config.tokens, self.config.tokens.stages[stage], stage_config.window_s
+        )
+        torch.manual_seed(settings.seed)
+        self.model = StageTransformer(stage_config, self.config.tokens.vocab_size).to(self.device)
+        self.optimizer = make_optimizer(self.model, settings)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, settings))
+        self.step = 0
+        self.checkpoint = stage_checkpoint_path(self.model_dir, stage)
+        self.metrics = self.model_dir / "logs" / f"{stage}.jsonl"
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        if not self.parallel.is_main:
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "rng": rng_states(),
+            "stage_config": dataclasses.asdict(self.config.stages[self.stage]),
+            "layout": self.config.tokens.to_dict(),
+            "settings": dataclasses.asdict(self.settings),
+        }
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".pt.partial")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint)  # a crash mid-save leaves the previous checkpoint whole
+
+    def resume(self) -> bool:
+        """Continue from the stage's checkpoint, if there is one; it must come from this configuration."""
+        if not self.checkpoint.is_file():
+            return False
+        try:
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        except Exception as err:  # torch raises several types for a damaged file
+            raise UserError(f"{self.checkpoint} is not a readable checkpoint ({err}); delete it to start over") from err
+        expected = dataclasses.asdict(self.config.stages[self.stage])
+        if state.get("stage_config") != expected or state.get("layout") != self.config.tokens.to_dict():
+            raise UserError(
+                f"{self.checkpoint} was trained with another configuration than {self.model_dir / CONFIG_FILE}: "
+                "use the model directory it belongs to, or delete it to start over"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        set_rng_states(state["rng"])
+        return True
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def clips_for(self, step: int) -> np.ndarray:
+        """The clips this rank trains on at `step`: consecutive slices of per-epoch permutations."""
+        size, world = self.settings.batch_size, self.parallel.world
+        first = (step * world + self.parallel.rank) * size
+        epochs, offsets = np.divmod(np.arange(first, first + size), len(self.data))
+        return np.array([self._permutation(e)[o] for e, o in zip(epochs, offsets, strict=True)])
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 -- one trainer per process; the cache dies with it
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.settings.seed, epoch]).permutation(len(self.data))
+
+    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> list[float]:
+        """Train up to settings.steps; returns the loss of every step this call ran."""
+        model: torch.nn.Module = self.model
+        if self.parallel.world > 1:
+            model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        model.train()
+        losses = []
+        self.metrics.parent.mkdir(parents=True, exist_ok=True)
+        while self.step < self.settings.steps:
+            started = time.perf_counter()
+            rng = np.random.default_rng([self.settings.seed, self.step, self.parallel.rank])
+            batch = self.data.batch(self.clips_for(self.step), rng, self.settings.cond_dropout)
+            loss, accuracy = target_loss(model, batch, self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            losses.append(loss.item())
+            target_tokens = (batch.ids.shape[1] - batch.condition_length - 1) * len(batch.ids) * self.parallel.world
+            record = {
+                "step": self.step,
+                "loss": losses[-1],
+                "accuracy": accuracy.item(),
+                "lr": self.scheduler.get_last_lr()[0],
+                "tokens_per_s": target_tokens / (time.perf_counter() - started),
+            }
+            if self.parallel.is_main and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
+                with open(self.metrics, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if on_step and self.parallel.is_main:
+                on_step(record)
+            if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
+                self.save()
+        self._check_replicas()
+        return losses
+
+    def _check_replicas(self) -> None:
+        """Under DDP every process must end with the same weights; say so in the log, or fail loudly."""
+        if self.parallel.world == 1:
+            return
+        digest = hashlib.sha256(
+            b"".join(p.detach().cpu().numpy().tobytes() for p in self.model.parameters())
+        ).hexdigest()
+        digests: list[str | None] = [None] * self.parallel.world
+        dist.all_gather_object(digests, digest)
+        if self.parallel.is_main:
+            with open(self.metrics, "a") as f:
+                f.write(json.dumps({"step": self.step, "replica_digests": digests}) + "\n")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the DDP replicas ended with different weights: {digests}")
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG state as tensors and plain values, so checkpoints load with torch.load(weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"].cpu())
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def init_distributed(parallel: Distributed, device: str | None) -> None:
+    """Join torchrun's process group: gloo on CPU, nccl on GPUs."""
+    if parallel.world > 1 and not dist.is_initialized():
+        use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")

@@ -1,0 +1,73 @@
+"""Training sequences of one stage: windows cut from prepared clips, condition + SEP + target, one layout for all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from accompgen.data.prepare import read_index, song_splits
+from accompgen.errors import UserError
+from accompgen.tokens import NULL, Stage, TokenLayout, build_window
+
+GRID_S = 0.04  # windows start on multiples of this: a whole number of 50 Hz and 75 Hz frames
+
+
+@dataclass(frozen=True)
+class Batch:
+    ids: np.ndarray  # (B, L) condition, SEP, target
+    ticks: np.ndarray  # (L,)
+    condition_length: int  # Lc: position Lc holds SEP, the target starts at Lc + 1
+
+
+class StageWindows:
+    """All clips of one split in memory, as per-track arrays (C, K, F)."""
+
+    def __init__(
+        self, tokens_dir: str | Path, layout: TokenLayout, stage: Stage, window_s: float, split: str = "train"
+    ):
+        index = read_index(Path(tokens_dir))
+        if index["layout"] != layout.to_dict():
+            raise UserError(f"{tokens_dir} was prepared for another token layout than this model's")
+        clip_s = index["clips"]["clip_s"]
+        if window_s > clip_s + 1e-9:
+            raise UserError(
+                f"the {stage.name} window ({window_s:g} s) is longer than the prepared clips ({clip_s:g} s)"
+            )
+        splits = song_splits(sorted(index["songs"]), index["clips"]["val_every"])
+        shards = [song["shard"] for name, song in index["songs"].items() if splits[name] == split]
+        if not shards:
+            raise UserError(f"{tokens_dir} holds no {split} songs: prepare more songs")
+        arrays = [np.load(Path(tokens_dir) / "shards" / shard) for shard in shards]
+        codes = np.concatenate([a["codes"] for a in arrays])
+        self.tracks = {
+            "vocal_semantic": np.concatenate([a["vocal_semantic"] for a in arrays])[:, None, :],
+            "inst_semantic": np.concatenate([a["inst_semantic"] for a in arrays])[:, None, :],
+            "coarse": codes[:, : layout.coarse_codebooks],
+            "fine": codes[:, layout.coarse_codebooks :],
+        }
+        self.stage = stage
+        self.window_s = window_s
+        self.offsets = round((clip_s - window_s) / GRID_S) + 1  # possible window starts per clip
+
+    def __len__(self) -> int:
+        return len(self.tracks["vocal_semantic"])
+
+    def batch(self, clips: np.ndarray, rng: np.random.Generator, cond_dropout: float = 0.0) -> Batch:
+        """Sequences of the given clips at random grid offsets; with probability `cond_dropout` a row's whole
+        condition becomes NULL, which teaches the unconditional model classifier-free guidance needs."""
+        starts = rng.integers(0, self.offsets, len(clips)) * GRID_S
+        rows = []
+        for clip, start_s in zip(clips, starts, strict=True):
+            tracks = {}
+            for track in (*self.stage.condition, self.stage.target):
+                lo = round(start_s * track.rate_hz)
+                tracks[track.name] = self.tracks[track.name][clip : clip + 1, :, lo : lo + track.frames(self.window_s)]
+            target = tracks.pop(self.stage.target.name)
+            rows.append(build_window(self.stage, tracks, target.shape[-1], target))
+        ids = np.concatenate([row.prefix() for row in rows])
+        condition_length = rows[0].condition.shape[1]
+        dropped = rng.random(len(clips)) < cond_dropout
+        ids[dropped, :condition_length] = NULL
+        return Batch(ids, rows[0].ticks, condition_length)

@@ -1,0 +1,112 @@
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from accompgen.cli import main
+from accompgen.errors import UserError
+from accompgen.model_dir import load_stage
+from accompgen.train.trainer import Trainer, TrainSettings, lr_factor
+from accompgen.train.windows import StageWindows
+
+FAST = TrainSettings(steps=12, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=6, log_every=1, cond_dropout=0.1)
+
+
+def test_a_learnable_mapping_drives_the_loss_down(synthetic):
+    model_dir, tokens = synthetic
+    settings = TrainSettings(steps=250, batch_size=8, lr=1e-2, warmup_steps=20, checkpoint_every=1000, cond_dropout=0.0)
+    losses = Trainer(model_dir, tokens, "semantic", settings, "cpu").run()
+    start, end = np.mean(losses[:5]), np.mean(losses[-10:])
+    assert end < 0.5 * start, (start, end)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_reproduces_the_uninterrupted_run(synthetic):
+    model_dir, tokens = synthetic
+    straight = Trainer(model_dir, tokens, "coarse", FAST, "cpu").run()
+    shutil.rmtree(model_dir / "stages")
+    first = []
+
+    def crash_after_step_7(record):
+        first.append(record["loss"])
+        if record["step"] == 7:  # one step past the checkpoint at 6: that step is lost and redone
+            raise Crash
+
+    with pytest.raises(Crash):
+        Trainer(model_dir, tokens, "coarse", FAST, "cpu").run(on_step=crash_after_step_7)
+    resumed = Trainer(model_dir, tokens, "coarse", FAST, "cpu")
+    assert resumed.resume() and resumed.step == 6
+    second = resumed.run()
+    np.testing.assert_allclose(first[:6] + second, straight, rtol=1e-6)
+
+
+def test_the_checkpoint_feeds_export(synthetic, tiny_config):
+    model_dir, tokens = synthetic
+    Trainer(model_dir, tokens, "fine", FAST, "cpu").run()
+    model = load_stage(model_dir / "stages" / "fine.pt", tiny_config, "fine")
+    assert model.num_parameters() == 30080
+
+
+def test_a_checkpoint_of_another_config_is_refused(synthetic, tiny_config):
+    model_dir, tokens = synthetic
+    Trainer(model_dir, tokens, "fine", FAST, "cpu").run()
+    import yaml
+
+    changed = tiny_config.to_dict()
+    changed["stages"]["fine"]["n_layers"] = 3
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(changed))
+    with pytest.raises(UserError, match="trained with another configuration"):
+        Trainer(model_dir, tokens, "fine", FAST, "cpu").resume()
+
+
+def test_metrics_and_progress_through_the_command_line(synthetic, capsys):
+    model_dir, tokens = synthetic
+    args = ["train", "--stage", "semantic", "--model-dir", str(model_dir), "--data", str(tokens), "--steps", "4"]
+    assert main([*args, "--batch-size", "2", "--log-every", "2", "--device", "cpu"]) == 0
+    records = [json.loads(line) for line in (model_dir / "logs" / "semantic.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(r["tokens_per_s"] > 0 and 0 <= r["accuracy"] <= 1 for r in records)
+    assert main([*args, "--steps", "6", "--device", "cpu"]) == 0
+    assert "resuming the semantic stage at step 4" in capsys.readouterr().err
+
+
+def test_learning_rate_warms_up_then_decays():
+    settings = TrainSettings(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    factors = [lr_factor(step, settings) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
+    assert factors[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_condition_dropout_replaces_the_whole_condition_with_null(synthetic, tiny_config):
+    _, tokens = synthetic
+    data = StageWindows(tokens, tiny_config.tokens, tiny_config.tokens.stages["coarse"], 2.0)
+    batch = data.batch(np.arange(64) % len(data), np.random.default_rng(0), cond_dropout=0.5)
+    condition = batch.ids[:, : batch.condition_length]
+    dropped = (condition == 1).all(axis=1)
+    assert 10 < dropped.sum() < 54 and not (condition[~dropped] == 1).any()
+    assert (batch.ids[:, batch.condition_length] == 2).all()  # SEP stays
+
+
+@pytest.mark.slow
+def test_torchrun_trains_two_processes_to_the_same_weights(synthetic):
+    model_dir, tokens = synthetic
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "accompgen.cli", "train", "--stage", "semantic", "--model-dir", str(model_dir)]
+    command += ["--data", str(tokens), "--steps", "5", "--batch-size", "2", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in (model_dir / "logs" / "semantic.jsonl").read_text().splitlines()]
+    digests = records[-1]["replica_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert torch.load(model_dir / "stages" / "semantic.pt", weights_only=True)["step"] == 5
