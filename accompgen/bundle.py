@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from accompgen.errors import UserError
+from accompgen.pipeline import StagePlan
 from accompgen.tokens import STAGE_NAMES, TokenLayout
 
 FORMAT_VERSION = 1
@@ -41,6 +42,12 @@ class StageSpec:
     cache_dtype: str  # float32, or float16 in fp16 bundles: the cache stays in the graph's own precision
     window_s: float
     prompt_s: float
+    codebook_pattern: str  # flat or delay (accompgen.tokens.PATTERNS)
+    slots: int  # W: ids per position of input_ids (batch, sequence[, W]); 1 for flat
+
+    @property
+    def plan(self) -> StagePlan:
+        return StagePlan(self.window_s, self.prompt_s, self.codebook_pattern)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from transformers import EncodecConfig, EncodecModel
-from transformers.utils import logging as hf_logging
 
 from accompgen.errors import UserError
+from accompgen.pretrained import load_pretrained
 from accompgen.tokens import ACOUSTIC_RATE_HZ, TokenLayout
 
 CODEC_SAMPLE_RATE = 24000
@@ -39,11 +39,7 @@ class Codec(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, layout: TokenLayout) -> Codec:
         """Hub id (facebook/encodec_24khz) or a local directory written by `save_pretrained`."""
-        hf_logging.disable_progress_bar()  # our own progress display owns the terminal
-        try:
-            model = EncodecModel.from_pretrained(str(name_or_dir))
-        except OSError as err:
-            raise UserError(f"cannot load EnCodec from {name_or_dir}: {err}") from err
+        model = load_pretrained(EncodecModel, name_or_dir, "EnCodec")
         check_codec(model.config, layout, str(name_or_dir))
         return cls(model, layout.num_codebooks)
 

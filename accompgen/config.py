@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from accompgen.errors import UserError
-from accompgen.tokens import STAGE_NAMES, TokenLayout
+from accompgen.pipeline import StagePlan
+from accompgen.tokens import PATTERNS, STAGE_NAMES, TokenLayout
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class StageConfig:
     num_buckets: int = 32  # relative-bias buckets, half for earlier and half for later ticks
     max_distance: int = 1500  # ticks (150 Hz) from which on distances share the outermost bucket
     dropout: float = 0.0  # residual and attention dropout during training
+    codebook_pattern: str = "flat"  # flat: one codebook per step; delay: all per step, codebook k k steps late
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -38,10 +40,16 @@ class StageConfig:
                 raise ValueError(f"{seconds} s is not a whole number of 50 Hz and 75 Hz frames (use multiples of 0.04)")
         if self.num_buckets < 4 or self.num_buckets % 2:
             raise ValueError("num_buckets must be an even number >= 4")
+        if self.codebook_pattern not in PATTERNS:
+            raise ValueError(f"codebook_pattern must be one of {', '.join(PATTERNS)}, got {self.codebook_pattern!r}")
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def plan(self) -> StagePlan:
+        return StagePlan(self.window_s, self.prompt_s, self.codebook_pattern)
 
 
 @dataclass(frozen=True)

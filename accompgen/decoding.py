@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from accompgen.tokens import WindowSequence
+from accompgen.tokens import UNKNOWN, WindowSequence
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Inference(Protocol):
     """A stage model with its own KV cache, fed a growing sequence."""
 
     def logits(self, input_ids: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        """input_ids (B, S) new tokens, ticks (T,) for every position so far -> (B, V) float32 logits of
-        the last new token; the cache grows by S."""
+        """input_ids (B, S), or (B, S, W) for W slots per position, ticks (T,) for every position so far
+        -> (B, V) float32 logits of the last new position; the cache grows by S."""
         ...
 
 
@@ -116,22 +116,24 @@ def decode_window(
     rngs: list[np.random.Generator],
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
-    """Prefill the window's prefix, then sample its target token by token -> (N, n_target) ids, prompt included.
-    `rngs` holds one generator per variation (`variation_rngs`) and advances with every sample."""
+    """Prefill condition, SEP and the known steps, then sample every unknown slot step by step
+    -> (N, T, W) target ids, prompt included. Each slot samples only from its own stream's range; empty slots
+    stay PAD. `rngs` holds one generator per variation (`variation_rngs`) and advances with every sample."""
     n = options.variations
     if len(window.condition) != n:
         raise ValueError(f"the window holds {len(window.condition)} rows for {n} variations")
-    halves = [window.prefix(), window.prefix(unconditional=True)] if options.guided else [window.prefix()]
-    fed = np.concatenate(halves)  # (B, Lc + 1 + Lp)
-    start = window.prompt.shape[1]
-    steps = window.n_target - start
-    generated = np.empty((n, steps), dtype=np.int64)
-    for i in range(steps):
-        end = window.prefix_length + i
-        logits = inference.logits(fed, window.ticks[:end])
-        pos = start + i
-        generated[:, i] = next_tokens(logits, window.target_lo[pos], window.target_hi[pos], options, rngs)
-        fed = np.tile(generated[:, i : i + 1], (len(halves), 1))  # (B, 1): the same id for both halves
+    halves = 2 if options.guided else 1
+    fed = np.concatenate([window.prefix(unconditional) for unconditional in (False, True)[:halves]])
+    target = window.target.copy()
+    start, steps = window.known_steps, target.shape[1]
+    length = window.condition.shape[1] + 1 + start
+    for step in range(start, steps):
+        logits = inference.logits(fed if window.slots > 1 else fed[..., 0], window.ticks[:length])
+        row = target[:, step]  # (N, W)
+        for slot in np.flatnonzero(row[0] == UNKNOWN):
+            row[:, slot] = next_tokens(logits, window.lo[step, slot], window.hi[step, slot], options, rngs)
+        fed = np.tile(row[:, None, :], (halves, 1, 1))  # (B, 1, W): the same ids for both halves
+        length += 1
         if progress:
-            progress(i + 1, steps)
-    return np.concatenate([window.prompt, generated], axis=1)
+            progress(step - start + 1, steps - start)
+    return target

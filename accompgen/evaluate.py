@@ -25,7 +25,10 @@ def token_metrics(model_dir: Path, tokens_dir: Path, batches: int = 8, batch_siz
             results[name] = {"skipped": f"no checkpoint at {path}"}
             continue
         model = load_stage(path, config, name)
-        data = StageWindows(tokens_dir, config.tokens, config.tokens.stages[name], stage_config.window_s, split="val")
+        stage = config.tokens.stages[name]
+        data = StageWindows(
+            tokens_dir, config.tokens, stage, stage_config.window_s, stage_config.codebook_pattern, split="val"
+        )
         rng = np.random.default_rng(0)
         losses, accuracies = [], []
         for _ in range(batches):

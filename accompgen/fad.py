@@ -79,11 +79,10 @@ class ClapEmbedding:
         import torch
         from transformers import ClapFeatureExtractor, ClapModel
 
-        try:
-            self.model = ClapModel.from_pretrained(name_or_dir).eval()
-            self.extractor = ClapFeatureExtractor.from_pretrained(name_or_dir)
-        except OSError as err:
-            raise UserError(f"cannot load CLAP from {name_or_dir}: {err}") from err
+        from accompgen.pretrained import load_pretrained
+
+        self.model = load_pretrained(ClapModel, name_or_dir, "CLAP").eval()
+        self.extractor = load_pretrained(ClapFeatureExtractor, name_or_dir, "CLAP's feature extractor")
         self.torch = torch
 
     def embed(self, audio: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 Stage graphs follow the optimum / onnxruntime-genai convention for explicit KV caches.
 """
 
-INPUT_IDS = "input_ids"  # (batch_size, sequence_length) int64
+INPUT_IDS = "input_ids"  # (batch_size, sequence_length) int64, or (..., slots) for the delay pattern
 TICKS = "ticks"  # (total_sequence_length,) int64: the tick of every position, cached ones first
 LOGITS = "logits"  # (batch_size, vocab_size) float32: the last position only
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from accompgen.config import ModelConfig, StageConfig
+from accompgen.tokens import PAD
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer (key, value), each (B, H, P, D)
 
@@ -147,10 +148,17 @@ class StageTransformer(nn.Module):
         shape = (batch, self.cfg.n_heads, 0, self.cfg.head_dim)
         return [(torch.zeros(shape, device=device, dtype=dtype),) * 2 for _ in self.blocks]
 
+    def embed_positions(self, input_ids: Tensor) -> Tensor:
+        """(B, S) ids, or (B, S, W) with W slots per position -> (B, S, C). The slots of a position add up
+        (codebooks predicted in parallel, as in MusicGen); PAD marks an empty slot and adds nothing."""
+        if input_ids.dim() == 2:
+            return self.embed(input_ids)
+        return (self.embed(input_ids) * (input_ids != PAD).unsqueeze(-1).to(self.embed.weight.dtype)).sum(-2)
+
     def forward(
         self, input_ids: Tensor, ticks: Tensor, past: KVCache, last_only: bool = False
     ) -> tuple[Tensor, KVCache]:
-        """input_ids (B, S), ticks (T,) of every position so far, past per layer (B, H, P, D)
+        """input_ids (B, S) or (B, S, W), ticks (T,) of every position so far, past per layer (B, H, P, D)
         -> logits (B, S, V), or (B, V) for the last position with `last_only`, and the cache grown to T."""
         S = input_ids.shape[1]
         P = past[0][0].shape[2]
@@ -158,7 +166,7 @@ class StageTransformer(nn.Module):
         causal = torch.arange(P + S, device=ticks.device)[None, :] <= torch.arange(S, device=ticks.device)[:, None] + P
         mask = bias.masked_fill(~causal, float("-inf")).unsqueeze(0)
 
-        x = self.embed(input_ids)
+        x = self.embed_positions(input_ids)
         present: KVCache = []
         for block, (past_k, past_v) in zip(self.blocks, past, strict=True):
             x, k, v = block(x, mask, past_k, past_v)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accompgen.decoding import Inference, SamplingOptions, decode_window, variation_rngs
-from accompgen.tokens import Stage, TokenLayout, build_window, frames_for
+from accompgen.tokens import PATTERNS, Stage, TokenLayout, build_window, frames_for, from_steps
 
 StageProgress = Callable[[str, float], None]  # (stage name, fraction of that stage done)
 InferenceFactory = Callable[[], Inference]  # a fresh cache for every window
@@ -41,12 +41,20 @@ def plan_windows(n_frames: int, window_frames: int, prompt_frames: int) -> list[
         start += hop
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """How a stage generates: its window, the prompt that carries one window into the next, its pattern."""
+
+    window_s: float
+    prompt_s: float
+    pattern: str = "flat"  # a key of tokens.PATTERNS
+
+
 def generate_track(
     stage: Stage,
     conditions: dict[str, np.ndarray],
     n_frames: int,
-    window_s: float,
-    prompt_s: float,
+    plan: StagePlan,
     new_inference: InferenceFactory,
     options: SamplingOptions,
     rngs: list[np.random.Generator],
@@ -56,34 +64,39 @@ def generate_track(
 
     Windows without a prompt do not depend on each other: those of one shape run as one batch of
     windows x N rows, row (w, v) drawing from variation v's generator."""
-    target = stage.target
+    target, pattern = stage.target, PATTERNS[plan.pattern]
     n = options.variations
-    windows = plan_windows(n_frames, target.frames(window_s), target.frames(prompt_s))
-    total_steps = sum((w.stop - w.start - w.prompt) * target.width for w in windows)
+    windows = plan_windows(n_frames, target.frames(plan.window_s), target.frames(plan.prompt_s))
+    new_frames = sum(w.stop - w.start - w.prompt for w in windows)
     out = np.zeros((n, target.width, n_frames), dtype=np.int64)
     done = 0
     for group in _batches(stage, conditions, windows):
         sequences = [
             build_window(
-                stage, _conditions_of(stage, conditions, w), w.stop - w.start, out[..., w.start : w.start + w.prompt]
+                stage,
+                _conditions_of(stage, conditions, w),
+                w.stop - w.start,
+                out[..., w.start : w.start + w.prompt],
+                pattern,
             )
             for w in group
         ]
         sequence = dataclasses.replace(
             sequences[0],
             condition=np.concatenate([s.condition for s in sequences]),
-            prompt=np.concatenate([s.prompt for s in sequences]),
+            target=np.concatenate([s.target for s in sequences]),
         )
+        group_frames = sum(w.stop - w.start - w.prompt for w in group)
 
-        def report(step: int, _steps: int, before: int = done, width: int = len(group)) -> None:
+        def report(step: int, steps: int, before: int = done, frames: int = group_frames) -> None:
             if progress:
-                progress((before + step * width) / total_steps)
+                progress((before + frames * step / steps) / new_frames)
 
         group_options = dataclasses.replace(options, variations=len(group) * n)
-        ids = decode_window(new_inference(), sequence, group_options, rngs * len(group), report)
+        steps = decode_window(new_inference(), sequence, group_options, rngs * len(group), report)
         for i, w in enumerate(group):
-            out[:, :, w.start : w.stop] = target.to_codes(ids[i * n : (i + 1) * n])
-        done += sum((w.stop - w.start - w.prompt) * target.width for w in group)
+            out[:, :, w.start : w.stop] = from_steps(target, steps[i * n : (i + 1) * n], w.stop - w.start, pattern)
+        done += group_frames
     return out
 
 
@@ -112,7 +125,7 @@ def _conditions_of(stage: Stage, conditions: dict[str, np.ndarray], w: Window) -
 
 def generate_codes(
     layout: TokenLayout,
-    windows: dict[str, tuple[float, float]],
+    plans: dict[str, StagePlan],
     vocal_semantic: np.ndarray,
     duration_s: float,
     inference: dict[str, InferenceFactory],
@@ -121,7 +134,7 @@ def generate_codes(
     progress: StageProgress | None = None,
 ) -> np.ndarray:
     """(F50,) vocal semantic ids of a region of `duration_s` -> (N, K, F75) codes: all codebooks, or only the
-    coarse ones for a preview. `windows` maps a stage name to its (window_s, prompt_s)."""
+    coarse ones for a preview."""
     rngs = variation_rngs(options)
     n = options.variations
     stages = layout.stages
@@ -130,10 +143,7 @@ def generate_codes(
 
     def run(name: str, n_frames: int) -> np.ndarray:
         report = (lambda f: progress(name, f)) if progress else None
-        window_s, prompt_s = windows[name]
-        codes = generate_track(
-            stages[name], tracks, n_frames, window_s, prompt_s, inference[name], options, rngs, report
-        )
+        codes = generate_track(stages[name], tracks, n_frames, plans[name], inference[name], options, rngs, report)
         tracks[stages[name].target.name] = codes
         return codes
 

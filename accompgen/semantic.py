@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
-from transformers.utils import logging as hf_logging
 
 from accompgen.errors import UserError
 from accompgen.framing import SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
+from accompgen.pretrained import load_pretrained
 
 
 class HubertFeatures(nn.Module):
@@ -30,11 +30,7 @@ class HubertFeatures(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, layer: int) -> HubertFeatures:
-        hf_logging.disable_progress_bar()  # our own progress display owns the terminal
-        try:
-            model = HubertModel.from_pretrained(str(name_or_dir))
-        except OSError as err:
-            raise UserError(f"cannot load HuBERT from {name_or_dir}: {err}") from err
+        model = load_pretrained(HubertModel, name_or_dir, "HuBERT")
         try:
             normalize = Wav2Vec2FeatureExtractor.from_pretrained(str(name_or_dir)).do_normalize
         except OSError:  # no preprocessor_config.json: the model was trained on raw audio

@@ -207,33 +207,120 @@ class TokenLayout:
         return layout
 
 
+class CodebookPattern:
+    """How a target track's (K, F) codes become T sequence steps of W slots (audiocraft's codebook patterns).
+
+    `grid` gives, for every (step, slot), the frame and codebook it holds (-1: an empty slot, fed as PAD), and
+    the frame whose tick the step takes."""
+
+    name = ""
+
+    def grid(self, frames: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """frame (T, W), codebook (T, W), step frame (T,)"""
+        raise NotImplementedError
+
+    def slots(self, width: int) -> int:
+        raise NotImplementedError
+
+
+class FlatPattern(CodebookPattern):
+    """One token per step, frame-major: f0q1 f0q2 .. f1q1 ... (T = F*K, W = 1)."""
+
+    name = "flat"
+
+    def grid(self, frames: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frame = np.repeat(np.arange(frames), width)
+        return frame[:, None], np.tile(np.arange(width), frames)[:, None], frame
+
+    def slots(self, width: int) -> int:
+        return 1
+
+
+class DelayPattern(CodebookPattern):
+    """All codebooks per step, codebook k delayed by k steps, as in MusicGen (T = F + K - 1, W = K): K times
+    fewer steps over a K times shorter cache, for a little quality."""
+
+    name = "delay"
+
+    def grid(self, frames: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        steps = frames + width - 1
+        frame = np.arange(steps)[:, None] - np.arange(width)[None, :]
+        valid = (frame >= 0) & (frame < frames)
+        codebook = np.where(valid, np.arange(width)[None, :], -1)
+        return np.where(valid, frame, -1), codebook, np.arange(steps)
+
+    def slots(self, width: int) -> int:
+        return width
+
+
+PATTERNS: dict[str, CodebookPattern] = {p.name: p for p in (FlatPattern(), DelayPattern())}
+UNKNOWN = -1  # a target id still to be generated
+
+
+def to_steps(track: Track, codes: np.ndarray, pattern: CodebookPattern) -> np.ndarray:
+    """(..., K, F) local codes, UNKNOWN where not yet generated -> (..., T, W) ids (PAD in empty slots)."""
+    frame, codebook, _ = pattern.grid(codes.shape[-1], track.width)
+    offsets = np.array([s.offset for s in track.streams])
+    empty = frame < 0
+    picked = codes[..., np.where(empty, 0, codebook), np.where(empty, 0, frame)]
+    ids = np.where(picked == UNKNOWN, UNKNOWN, picked + offsets[np.where(empty, 0, codebook)])
+    return np.where(empty, PAD, ids).astype(np.int64)
+
+
+def from_steps(track: Track, steps: np.ndarray, frames: int, pattern: CodebookPattern) -> np.ndarray:
+    """(..., T, W) ids -> (..., K, F) local codes; the inverse of `to_steps` for fully generated steps."""
+    frame, codebook, _ = pattern.grid(frames, track.width)
+    lo, hi = step_bounds(track, frames, pattern)
+    valid = frame >= 0
+    if not ((steps[..., valid] >= lo[valid]) & (steps[..., valid] < hi[valid])).all():
+        raise ValueError(f"ids outside the {track.name} streams")
+    codes = np.zeros((*steps.shape[:-2], track.width, frames), dtype=np.int64)
+    codes[..., codebook[valid], frame[valid]] = steps[..., valid] - lo[valid]
+    return codes
+
+
+def step_bounds(track: Track, frames: int, pattern: CodebookPattern) -> tuple[np.ndarray, np.ndarray]:
+    """(T, W) each, [lo, hi): the id range every slot may hold; lo = hi = -1 for an empty slot."""
+    frame, codebook, _ = pattern.grid(frames, track.width)
+    offsets = np.array([s.offset for s in track.streams])
+    stops = np.array([s.stop for s in track.streams])
+    empty = frame < 0
+    return np.where(empty, -1, offsets[codebook]), np.where(empty, -1, stops[codebook])
+
+
 @dataclass(frozen=True)
 class WindowSequence:
-    """One stage window of N rows laid out as sequences: condition, SEP, then the target (prompt first).
+    """One stage window of N rows: condition, SEP, then the target as T steps of W slots.
 
-    `ticks` covers every position the window will ever hold, generated ones included, so a decoder can hand
-    the model the ticks of the tokens it feeds without knowing the layout. All rows share ticks and bounds.
+    The target holds the prompt's ids (the overlap with the previous window) and UNKNOWN where the decoder must
+    sample. `ticks` covers every position the window will ever hold. All rows share ticks, bounds and which
+    target ids are known.
     """
 
-    condition: np.ndarray  # (N, Lc) condition ids, tracks one after another
-    prompt: np.ndarray  # (N, Lp) target ids given up front: the overlap with the previous window
-    ticks: np.ndarray  # (Lc + 1 + n_target,)
-    target_lo: np.ndarray  # (n_target,) lowest id each target position may hold
-    target_hi: np.ndarray  # (n_target,) one past the highest
+    condition: np.ndarray  # (N, Lc) condition ids, tracks one after another, one per position
+    target: np.ndarray  # (N, T, W) target ids: known, UNKNOWN, or PAD in an empty slot
+    ticks: np.ndarray  # (Lc + 1 + T,)
+    lo: np.ndarray  # (T, W) lowest id each slot may hold; -1 for an empty slot
+    hi: np.ndarray  # (T, W) one past the highest
 
     @property
-    def n_target(self) -> int:
-        return len(self.target_lo)
+    def slots(self) -> int:
+        return self.target.shape[2]
 
     @property
-    def prefix_length(self) -> int:
-        return self.condition.shape[1] + 1 + self.prompt.shape[1]
+    def known_steps(self) -> int:
+        """Leading target steps given entirely: they go into the prefill."""
+        unknown = (self.target == UNKNOWN).any(axis=(0, 2))
+        return int(np.argmax(unknown)) if unknown.any() else len(unknown)
 
     def prefix(self, unconditional: bool = False) -> np.ndarray:
-        """(N, Lc + 1 + Lp) the ids fed at prefill; the unconditional prefix has NULL for every condition id."""
-        condition = np.full_like(self.condition, NULL) if unconditional else self.condition
-        sep = np.full((len(condition), 1), SEP, dtype=np.int64)
-        return np.concatenate([condition, sep, self.prompt], axis=1).astype(np.int64)
+        """(N, Lc + 1 + known_steps, W) the ids fed at prefill: a single-token position carries its id in slot 0
+        and PAD in the others; the unconditional prefix has NULL for every condition id."""
+        rows = len(self.condition)
+        single = np.full((rows, self.condition.shape[1] + 1, self.slots), PAD, dtype=np.int64)
+        single[:, :-1, 0] = NULL if unconditional else self.condition
+        single[:, -1, 0] = SEP
+        return np.concatenate([single, self.target[:, : self.known_steps]], axis=1)
 
 
 def build_window(
@@ -241,9 +328,11 @@ def build_window(
     conditions: dict[str, np.ndarray],
     n_target_frames: int,
     prompt: np.ndarray | None = None,
+    pattern: CodebookPattern = PATTERNS["flat"],
 ) -> WindowSequence:
     """Lay out one window of N rows: `conditions` maps each condition track name to (N, K, F) local codes;
-    `prompt` is (N, K, Fp) local target codes that continue the previous window."""
+    `prompt` is (N, K, Fp) local target codes that continue the previous window (or the whole target, for
+    training)."""
     parts, ticks = [], []
     for track in stage.condition:
         codes = conditions[track.name]
@@ -254,11 +343,14 @@ def build_window(
     prompt = np.zeros((rows, target.width, 0), np.int64) if prompt is None else prompt
     if prompt.shape[-1] > n_target_frames:
         raise ValueError(f"a prompt of {prompt.shape[-1]} frames does not fit a window of {n_target_frames}")
-    lo, hi = target.bounds(n_target_frames)
+    codes = np.full((rows, target.width, n_target_frames), UNKNOWN, dtype=np.int64)
+    codes[..., : prompt.shape[-1]] = prompt
+    _, _, step_frame = pattern.grid(n_target_frames, target.width)
+    lo, hi = step_bounds(target, n_target_frames, pattern)
     return WindowSequence(
         condition=np.concatenate(parts, axis=1),
-        prompt=target.to_ids(prompt),
-        ticks=np.concatenate([*ticks, [SEP_TICK], target.ticks(n_target_frames)]).astype(np.int64),
-        target_lo=lo,
-        target_hi=hi,
+        target=to_steps(target, codes, pattern),
+        ticks=np.concatenate([*ticks, [SEP_TICK], step_frame * target.ticks_per_frame]).astype(np.int64),
+        lo=lo,
+        hi=hi,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,21 +40,25 @@ def generate(args: argparse.Namespace) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accompgen_bridge.audio import probe, write_wav
-    from accompgen_bridge.engine import Engine, Request
+    from accompgen_bridge.engine import Engine
+    from accompgen_bridge.requests import GenerateArgs
 
     duration = args.duration if args.duration is not None else probe(args.vocal)[1] - args.start
     engine = Engine(args.bundle, args.device)
-    try:
-        options = engine.sampling_options(
-            seed=args.seed,
+    request = engine.request(
+        GenerateArgs(
+            input_path=str(args.vocal),
+            start_s=args.start,
+            duration_s=duration,
+            seed=args.seed if args.seed is not None else random.randrange(2**31),
             cfg_scale=args.cfg_scale,
             temperature=args.temperature,
             top_k=args.top_k,
-            variations=args.variations,
+            variations=args.variations or 1,
+            quality=args.quality or "full",
+            sample_rate=args.sample_rate,
         )
-    except ValueError as err:
-        raise UserError(str(err)) from err
-    request = Request(str(args.vocal), args.start, duration, options, args.quality == "preview", args.sample_rate)
+    )
     columns = (TextColumn("{task.description:<8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
     with Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True)) as bar:  # stdout: the paths
         task = bar.add_task("encode", total=1.0)

@@ -21,8 +21,10 @@ from accompgen.framing import semantic_chunks
 from accompgen.pipeline import generate_codes
 from accompgen.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ
 from accompgen_bridge.audio import read_region
+from accompgen_bridge.errors import BAD_ARGUMENT, JobError
 from accompgen_bridge.ort_inference import OrtInference
 from accompgen_bridge.providers import Device, choose_device, open_session
+from accompgen_bridge.requests import GenerateArgs
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +108,29 @@ class Engine:
         settings.update({key: value for key, value in overrides.items() if value is not None})
         return SamplingOptions(**settings)
 
+    def request(self, args: GenerateArgs) -> Request:
+        """A checked request: the bundle's sampling defaults where `args` leaves them open."""
+        try:
+            options = self.sampling_options(
+                seed=args.seed,
+                cfg_scale=args.cfg_scale,
+                temperature=args.temperature,
+                top_k=args.top_k,
+                variations=args.variations,
+            )
+        except ValueError as err:
+            raise JobError(BAD_ARGUMENT, str(err)) from err
+        return Request(
+            args.input_path, args.start_s, args.duration_s, options, args.quality == "preview", args.sample_rate
+        )
+
     def generate(self, request: Request, progress: Progress | None = None) -> Result:
         vocal, rate = read_region(request.input_path, request.start_s, request.duration_s)
         phases = PhaseProgress(request.preview, progress)
         semantic_ids = self._encode(vocal, rate, request.duration_s, lambda f: phases("encode", f))
         codes = generate_codes(
             self.manifest.tokens,
-            {name: (spec.window_s, spec.prompt_s) for name, spec in self.manifest.stages.items()},
+            {name: spec.plan for name, spec in self.manifest.stages.items()},
             semantic_ids,
             request.duration_s,
             {name: self._inference_factory(name) for name in self.manifest.stages},

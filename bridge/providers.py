@@ -48,12 +48,16 @@ def _loadable(kind: str) -> bool:
 
 
 def choose_device(requested: str = "auto") -> Device:
-    """The fastest device present, or the one asked for (an error if it is missing)."""
+    """CUDA when present, else CPU; or the device asked for (an error if it is missing).
+
+    `auto` does not pick TensorRT: the KV cache grows every step, and without fixed optimisation profiles
+    TensorRT rebuilds its engine as shapes leave the ones it has seen. `--device tensorrt` is there for bundles
+    and profiles tuned for it."""
     if requested not in DEVICES:
         raise UserError(f"unknown device {requested!r}: use one of {', '.join(DEVICES)}")
     if requested == "cpu":
         return Device("cpu", (_PROVIDER["cpu"],))
-    candidates = ["tensorrt", "cuda"] if requested == "auto" else [requested]
+    candidates = ["cuda"] if requested == "auto" else [requested]
     for kind in candidates:
         if _loadable(kind):
             chain = ["tensorrt", "cuda", "cpu"][["tensorrt", "cuda"].index(kind) :]

@@ -24,7 +24,7 @@ from accompgen import __version__
 from accompgen.bundle import load_bundle
 from accompgen.errors import UserError
 from accompgen_bridge.audio import check_region, write_wav
-from accompgen_bridge.engine import Cancelled, Engine, Request
+from accompgen_bridge.engine import Cancelled, Engine
 from accompgen_bridge.errors import (
     BAD_ARGUMENT,
     FINISHED,
@@ -269,7 +269,7 @@ class Bridge:
 
         args = GenerateArgs(**job.request)
         try:
-            result = engine.generate(self._engine_request(engine, args), progress)
+            result = engine.generate(engine.request(args), progress)
             outputs = self._write_outputs(args, job.id, result.audio, result.sample_rate, result.seeds)
         except Cancelled:
             self.running = None
@@ -287,21 +287,6 @@ class Bridge:
         self.running = None
         self.store.update(job.id, state=DONE, stage="done", fraction=1.0, outputs=outputs)
         self._notify(job.id, ("/accompgen/done", [job.id, *outputs]))
-
-    def _engine_request(self, engine: Engine, args: GenerateArgs) -> Request:
-        try:
-            options = engine.sampling_options(
-                seed=args.seed,
-                cfg_scale=args.cfg_scale,
-                temperature=args.temperature,
-                top_k=args.top_k,
-                variations=args.variations,
-            )
-        except ValueError as err:
-            raise JobError(BAD_ARGUMENT, str(err)) from err
-        return Request(
-            args.input_path, args.start_s, args.duration_s, options, args.quality == "preview", args.sample_rate
-        )
 
     def _write_outputs(
         self, args: GenerateArgs, job_id: str, audio: Any, rate: int, seeds: tuple[int, ...]

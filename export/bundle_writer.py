@@ -24,8 +24,10 @@ from accompgen.bundle import (
 from accompgen.decoding import SamplingOptions
 from accompgen.errors import UserError
 from accompgen.framing import SEMANTIC_CONTEXT, SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE, semantic_chunk
+from accompgen.model import StageTransformer
 from accompgen.model_dir import ModelParts
 from accompgen.synth import sung_phrase
+from accompgen.tokens import PATTERNS, Stage
 from accompgen_export.graphs import codec_min_frames, export_codec_decoder, export_semantic_encoder, export_stage
 
 SEMANTIC_CHUNK_FRAMES = 500  # 10 s per semantic-encoder call
@@ -67,18 +69,7 @@ def _export_all(parts: ModelParts, staging: Path, fp16: bool, progress: Progress
     stages = {}
     for name, model in parts.stages.items():
         progress(f"stage_{name}")
-        path = staging / f"stage_{name}.onnx"
-        stage_io = export_stage(model, path, fp16=fp16)
-        stage_config = config.stages[name]
-        stages[name] = StageSpec(
-            graph=_graph_spec(path, stage_io.inputs, stage_io.outputs),
-            layers=stage_io.layers,
-            heads=stage_io.heads,
-            head_dim=stage_io.head_dim,
-            cache_dtype=stage_io.cache_dtype,
-            window_s=stage_config.window_s,
-            prompt_s=stage_config.prompt_s,
-        )
+        stages[name] = write_stage(model, config.tokens.stages[name], staging / f"stage_{name}.onnx", fp16)
 
     progress("semantic_encoder")
     encoder_path = staging / "semantic_encoder.onnx"
@@ -113,6 +104,24 @@ def _export_all(parts: ModelParts, staging: Path, fp16: bool, progress: Progress
         codec_decoder=_graph_spec(decoder_path, [io.CODES], [io.AUDIO]),
         accompgen_version=__version__,
         source=parts.source,
+    )
+
+
+def write_stage(model: StageTransformer, stage: Stage, path: Path, fp16: bool = False) -> StageSpec:
+    """Export one stage graph and describe it as the manifest does."""
+    cfg = model.cfg
+    slots = PATTERNS[cfg.codebook_pattern].slots(stage.target.width)
+    stage_io = export_stage(model, path, slots=slots, fp16=fp16)
+    return StageSpec(
+        graph=_graph_spec(path, stage_io.inputs, stage_io.outputs),
+        layers=stage_io.layers,
+        heads=stage_io.heads,
+        head_dim=stage_io.head_dim,
+        cache_dtype=stage_io.cache_dtype,
+        window_s=cfg.window_s,
+        prompt_s=cfg.prompt_s,
+        codebook_pattern=cfg.codebook_pattern,
+        slots=slots,
     )
 
 

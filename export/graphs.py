@@ -50,13 +50,14 @@ class StageGraph(nn.Module):
         return (logits.float(), *[t for kv in present for t in kv])
 
 
-def export_stage(model: StageTransformer, path: Path, fp16: bool = False) -> StageIO:
-    """One graph for prefill and decode: dynamic batch, new-token, past and total lengths (past may be 0)."""
+def export_stage(model: StageTransformer, path: Path, slots: int = 1, fp16: bool = False) -> StageIO:
+    """One graph for prefill and decode: dynamic batch, new-token, past and total lengths (past may be 0).
+    With slots > 1 (the delay pattern) input_ids is (batch, sequence, slots)."""
     model = copy.deepcopy(model).eval()
     dtype = torch.float16 if fp16 else torch.float32
     model.to(dtype)
     cfg, layers = model.cfg, model.cfg.n_layers
-    ids = torch.zeros(EXAMPLE_BATCH, EXAMPLE_NEW, dtype=torch.int64)
+    ids = torch.zeros((EXAMPLE_BATCH, EXAMPLE_NEW) + ((slots,) if slots > 1 else ()), dtype=torch.int64)
     ticks = torch.arange(EXAMPLE_PAST + EXAMPLE_NEW)
     # distinct tensors: the exporter would treat one tensor passed twice as one input
     past = [torch.zeros(EXAMPLE_BATCH, cfg.n_heads, EXAMPLE_PAST, cfg.head_dim, dtype=dtype) for _ in range(2 * layers)]

@@ -61,7 +61,8 @@ def verify_bundle(
             progress(f"stage_{name}")
         session = open_session(directory / spec.graph.file, dev)
         for batch in (1, 2):
-            ids = rng.integers(0, manifest.tokens.vocab_size, (batch, prefill + steps))
+            slots = (spec.slots,) if spec.slots > 1 else ()
+            ids = rng.integers(0, manifest.tokens.vocab_size, (batch, prefill + steps, *slots))
             ticks = np.sort(rng.integers(0, 2 * (prefill + steps), prefill + steps))
             ort_logits, torch_logits = _decode_both(OrtInference(session, spec, dev), parts, name, ids, ticks, prefill)
             checks.append(_stage_check(f"stage_{name} (batch {batch})", manifest, ort_logits, torch_logits))

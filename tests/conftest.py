@@ -15,6 +15,15 @@ def tiny_config() -> ModelConfig:
 
 
 @pytest.fixture(scope="session")
+def tiny_delay_config(tiny_config) -> ModelConfig:
+    """The tiny model with the coarse and fine stages in the delay pattern."""
+    data = tiny_config.to_dict()
+    for stage in ("coarse", "fine"):
+        data["stages"][stage]["codebook_pattern"] = "delay"
+    return ModelConfig.from_dict(data)
+
+
+@pytest.fixture(scope="session")
 def tiny_parts(tiny_config):
     from accompgen.model_dir import random_parts
 

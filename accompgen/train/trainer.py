@@ -83,17 +83,28 @@ def make_optimizer(model: StageTransformer, settings: TrainSettings) -> torch.op
 
 
 def target_loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of the target tokens only (each predicted from everything before it); also the accuracy."""
+    """Cross-entropy of the target tokens only, each over its own stream's id range (as decoding samples it),
+    each predicted from everything before it; also the accuracy."""
     ids = torch.from_numpy(batch.ids).to(device)
     ticks = torch.from_numpy(batch.ticks).to(device)
     core = model.module if isinstance(model, DistributedDataParallel) else model
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits, _ = model(ids, ticks, core.empty_cache(len(ids), device))
-    start = batch.condition_length  # position Lc (SEP) predicts the first target token
-    predictions, labels = logits[:, start:-1].float(), ids[:, start + 1 :]
-    loss = F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), labels.reshape(-1))
-    accuracy = (predictions.argmax(-1) == labels).float().mean()
-    return loss, accuracy
+    start = batch.condition_length  # position Lc + j predicts target step j
+    predictions = logits[:, start:-1].float()  # (B, T, V)
+    labels = ids[:, start + 1 :].reshape(*predictions.shape[:2], -1)  # (B, T, W)
+    total, correct, count = predictions.new_zeros(()), predictions.new_zeros(()), 0
+    for slot in range(labels.shape[-1]):
+        lo, hi = batch.lo[:, slot], batch.hi[:, slot]
+        valid = torch.from_numpy(lo >= 0).to(device)
+        size = int((hi - lo)[lo >= 0][0])  # the streams of one target all have the same size
+        index = torch.from_numpy(np.maximum(lo, 0)[:, None] + np.arange(size)).to(device)  # (T, size)
+        sliced = predictions.gather(-1, index.expand(len(ids), -1, -1))[:, valid]  # (B, T', size)
+        local = (labels[..., slot] - torch.from_numpy(lo).to(device))[:, valid]  # (B, T')
+        total = total + F.cross_entropy(sliced.reshape(-1, size), local.reshape(-1), reduction="sum")
+        correct = correct + (sliced.argmax(-1) == local).sum()
+        count += local.numel()
+    return total / count, correct / count
 
 
 class Trainer:

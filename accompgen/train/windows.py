@@ -9,23 +9,31 @@ import numpy as np
 
 from accompgen.data.prepare import read_index, song_splits
 from accompgen.errors import UserError
-from accompgen.tokens import NULL, Stage, TokenLayout, build_window
+from accompgen.tokens import NULL, PATTERNS, Stage, TokenLayout, build_window
 
 GRID_S = 0.04  # windows start on multiples of this: a whole number of 50 Hz and 75 Hz frames
 
 
 @dataclass(frozen=True)
 class Batch:
-    ids: np.ndarray  # (B, L) condition, SEP, target
+    ids: np.ndarray  # (B, L), or (B, L, W) for W slots per position: condition, SEP, target steps
     ticks: np.ndarray  # (L,)
-    condition_length: int  # Lc: position Lc holds SEP, the target starts at Lc + 1
+    condition_length: int  # Lc: position Lc holds SEP, target step j sits at Lc + 1 + j
+    lo: np.ndarray  # (T, W) the id range of every target slot (accompgen.tokens.step_bounds); -1: empty
+    hi: np.ndarray  # (T, W)
 
 
 class StageWindows:
     """All clips of one split in memory, as per-track arrays (C, K, F)."""
 
     def __init__(
-        self, tokens_dir: str | Path, layout: TokenLayout, stage: Stage, window_s: float, split: str = "train"
+        self,
+        tokens_dir: str | Path,
+        layout: TokenLayout,
+        stage: Stage,
+        window_s: float,
+        pattern: str = "flat",
+        split: str = "train",
     ):
         index = read_index(Path(tokens_dir))
         if index["layout"] != layout.to_dict():
@@ -49,6 +57,7 @@ class StageWindows:
         }
         self.stage = stage
         self.window_s = window_s
+        self.pattern = PATTERNS[pattern]
         self.offsets = round((clip_s - window_s) / GRID_S) + 1  # possible window starts per clip
 
     def __len__(self) -> int:
@@ -65,9 +74,9 @@ class StageWindows:
                 lo = round(start_s * track.rate_hz)
                 tracks[track.name] = self.tracks[track.name][clip : clip + 1, :, lo : lo + track.frames(self.window_s)]
             target = tracks.pop(self.stage.target.name)
-            rows.append(build_window(self.stage, tracks, target.shape[-1], target))
-        ids = np.concatenate([row.prefix() for row in rows])
+            rows.append(build_window(self.stage, tracks, target.shape[-1], target, self.pattern))
+        ids = np.concatenate([row.prefix() for row in rows])  # (B, L, W): the whole target is known
         condition_length = rows[0].condition.shape[1]
         dropped = rng.random(len(clips)) < cond_dropout
-        ids[dropped, :condition_length] = NULL
-        return Batch(ids, rows[0].ticks, condition_length)
+        ids[dropped, :condition_length, 0] = NULL
+        return Batch(ids if rows[0].slots > 1 else ids[..., 0], rows[0].ticks, condition_length, rows[0].lo, rows[0].hi)

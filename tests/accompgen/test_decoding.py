@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from accompgen.decoding import SamplingOptions, filter_logits, guide, next_tokens, sample
 from accompgen.model import build_stages
 from accompgen.reference import TorchInference, generate_window
-from accompgen.tokens import build_window
+from accompgen.tokens import PAD, PATTERNS, UNKNOWN, build_window
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def stages(tiny_config):
     return build_stages(tiny_config).eval()
 
 
-def coarse_window(config, rows=1, frames=6, seed=0, prompt_frames=0):
+def coarse_window(config, rows=1, frames=6, seed=0, prompt_frames=0, pattern="flat"):
     rng = np.random.default_rng(seed)
     k = config.tokens.semantic_clusters
     stage = config.tokens.stages["coarse"]
@@ -25,7 +25,7 @@ def coarse_window(config, rows=1, frames=6, seed=0, prompt_frames=0):
         "inst_semantic": rng.integers(0, k, (rows, 1, frames * 2 // 3)),
     }
     prompt = rng.integers(0, config.tokens.codebook_size, (rows, 4, prompt_frames))
-    return build_window(stage, conditions, frames, prompt)
+    return build_window(stage, conditions, frames, prompt, PATTERNS[pattern])
 
 
 def test_guidance_with_lambda_one_is_conditional_and_zero_unconditional():
@@ -94,8 +94,8 @@ def test_generated_windows_hold_only_ids_of_their_streams(stages, tiny_config, s
     window = coarse_window(tiny_config, rows=variations, seed=seed % 1000)
     options = SamplingOptions(temperature=1.5, top_k=0, cfg_scale=cfg_scale, seed=seed, variations=variations)
     ids = generate_window(stages["coarse"], window, options)
-    assert ids.shape == (variations, window.n_target)
-    assert ((ids >= window.target_lo) & (ids < window.target_hi)).all()
+    assert ids.shape == (variations, *window.lo.shape)
+    assert ((ids >= window.lo) & (ids < window.hi)).all()
 
 
 def test_same_seed_same_tokens_other_seed_other_tokens(stages, tiny_config):
@@ -110,8 +110,8 @@ def test_same_seed_same_tokens_other_seed_other_tokens(stages, tiny_config):
 def test_the_prompt_is_kept_and_continued(stages, tiny_config):
     window = coarse_window(tiny_config, rows=2, frames=6, prompt_frames=2)
     ids = generate_window(stages["coarse"], window, SamplingOptions(variations=2))
-    np.testing.assert_array_equal(ids[:, :8], window.prompt)
-    assert ids.shape == (2, 24)
+    np.testing.assert_array_equal(ids[:, :8], window.target[:, :8])
+    assert ids.shape == (2, 24, 1) and (ids != UNKNOWN).all()
 
 
 class CountingInference(TorchInference):
@@ -136,7 +136,7 @@ def test_guidance_runs_one_batch_of_2n_and_is_skipped_at_lambda_one(stages, tiny
     inference = CountingInference(stages["coarse"])
     options = SamplingOptions(cfg_scale=cfg_scale, variations=2)
     decode_window(inference, window, options, variation_rngs(options))
-    assert inference.rows == [rows] * window.n_target  # one prefill, then one cached step per token
+    assert inference.rows == [rows] * window.target.shape[1]  # one prefill, then one cached step per token
 
 
 def test_sampling_options_name_what_is_wrong():
@@ -149,7 +149,20 @@ def test_each_variation_is_reproducible_alone(stages, tiny_config):
     import dataclasses
 
     single = coarse_window(tiny_config, rows=1)
-    three = dataclasses.replace(single, condition=single.condition.repeat(3, 0), prompt=single.prompt.repeat(3, 0))
+    three = dataclasses.replace(single, condition=single.condition.repeat(3, 0), target=single.target.repeat(3, 0))
     batch = generate_window(stages["coarse"], three, SamplingOptions(seed=10, variations=3))
     alone = generate_window(stages["coarse"], single, SamplingOptions(seed=12, variations=1))
     np.testing.assert_array_equal(batch[2], alone[0])
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1.0, 3.0]), st.integers(0, 3))
+def test_delay_pattern_fills_every_slot_of_its_stream(stages, tiny_config, seed, cfg_scale, prompt_frames):
+    window = coarse_window(tiny_config, rows=2, frames=6, seed=seed % 100, prompt_frames=prompt_frames, pattern="delay")
+    ids = generate_window(stages["coarse"], window, SamplingOptions(seed=seed, cfg_scale=cfg_scale, variations=2))
+    assert ids.shape == (2, 6 + 3, 4)
+    valid = window.lo >= 0
+    assert ((ids[:, valid] >= window.lo[valid]) & (ids[:, valid] < window.hi[valid])).all()
+    assert (ids[:, ~valid] == PAD).all()
+    known = window.target != UNKNOWN
+    np.testing.assert_array_equal(ids[known], window.target[known])  # the prompt is kept as given

@@ -115,3 +115,34 @@ def test_stage_config_validates_its_window():
         StageConfig(d_model=8, n_layers=1, n_heads=2, ffn_dim=8, window_s=1.0, prompt_s=1.0)
     with pytest.raises(ValueError, match="divisible"):
         StageConfig(d_model=9, n_layers=1, n_heads=2, ffn_dim=8, window_s=1.0, prompt_s=0.0)
+
+
+@torch.no_grad()
+def test_slots_add_up_and_pad_adds_nothing(model):
+    """Positions of W slots (the delay pattern) embed as the sum of their ids; PAD marks an empty slot."""
+    ids = torch.tensor([[[5, 7, 0], [9, 0, 0]]])  # (1, S=2, W=3)
+    ticks = torch.tensor([0, 2])
+    with_slots, _ = model(ids, ticks, model.empty_cache(1))
+    x = model.embed_positions(ids)
+    torch.testing.assert_close(x[0, 0], model.embed.weight[5] + model.embed.weight[7])
+    torch.testing.assert_close(x[0, 1], model.embed.weight[9])
+    single, _ = model(ids[..., 0], ticks, model.empty_cache(1))
+    assert not torch.allclose(with_slots[:, 0], single[:, 0])  # slot 1's id 7 counts
+
+
+@pytest.mark.parametrize("prefill", [0, 5])
+@torch.no_grad()
+def test_cached_decoding_with_slots_matches_a_full_forward(model, prefill):
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, VOCAB, (2, 20, 4), generator=g)
+    ids[ids < 5] = 0  # some empty slots
+    ticks = torch.arange(20) * 2
+    full, _ = model(ids, ticks, model.empty_cache(2))
+    cache, steps, start = model.empty_cache(2), [], 0
+    for end in [prefill, *range(prefill + 1, 21)]:
+        if end == start:
+            continue
+        logits, cache = model(ids[:, start:end], ticks[:end], cache)
+        steps.append(logits)
+        start = end
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)

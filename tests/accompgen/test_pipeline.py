@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from accompgen.decoding import SamplingOptions
 from accompgen.model import build_stages
-from accompgen.pipeline import generate_codes, plan_windows
+from accompgen.pipeline import StagePlan, generate_codes, plan_windows
 from accompgen.reference import TorchInference
 
 
@@ -30,10 +30,10 @@ def stages(tiny_config):
 
 
 def run(config, stages, vocal, seconds, preview=False, seed=0, variations=2):
-    windows = {name: (s.window_s, s.prompt_s) for name, s in config.stages.items()}
+    plans = {name: s.plan for name, s in config.stages.items()}
     inference = {name: (lambda m=stages[name]: TorchInference(m)) for name in stages}
     options = SamplingOptions(seed=seed, variations=variations)
-    return generate_codes(config.tokens, windows, vocal, seconds, inference, options, preview)
+    return generate_codes(config.tokens, plans, vocal, seconds, inference, options, preview)
 
 
 def test_codes_cover_the_region_at_75_hz(tiny_config, stages):
@@ -46,11 +46,11 @@ def test_codes_cover_the_region_at_75_hz(tiny_config, stages):
 
 def test_progress_reaches_every_stage_in_order(tiny_config, stages):
     seen = []
-    windows = {name: (s.window_s, s.prompt_s) for name, s in tiny_config.stages.items()}
+    plans = {name: s.plan for name, s in tiny_config.stages.items()}
     inference = {name: (lambda m=stages[name]: TorchInference(m)) for name in stages}
     vocal = np.zeros(60, np.int64)
     generate_codes(
-        tiny_config.tokens, windows, vocal, 1.2, inference, SamplingOptions(), progress=lambda *p: seen.append(p)
+        tiny_config.tokens, plans, vocal, 1.2, inference, SamplingOptions(), progress=lambda *p: seen.append(p)
     )
     assert [stage for stage, _ in seen] == sorted((s for s, _ in seen), key=["semantic", "coarse", "fine"].index)
     for stage in ("semantic", "coarse", "fine"):
@@ -74,8 +74,9 @@ def test_prompt_free_windows_run_as_one_batch(tiny_config, stages):
     coarse = np.random.default_rng(0).integers(0, 32, (2, 4, 300))  # 4 s: four 1 s windows
     options = SamplingOptions(seed=1, variations=2, cfg_scale=1.0)
     rngs = [np.random.default_rng(i) for i in range(2)]
-    codes = generate_track(stage, {"coarse": coarse}, 300, 1.0, 0.0, lambda: Counting(stages["fine"]), options, rngs)
+    independent, prompted = StagePlan(1.0, 0.0), StagePlan(1.0, 0.2)
+    codes = generate_track(stage, {"coarse": coarse}, 300, independent, lambda: Counting(stages["fine"]), options, rngs)
     assert prefills == [8] and codes.shape == (2, 4, 300)
     prefills.clear()
-    generate_track(stage, {"coarse": coarse}, 300, 1.0, 0.2, lambda: Counting(stages["fine"]), options, rngs)
+    generate_track(stage, {"coarse": coarse}, 300, prompted, lambda: Counting(stages["fine"]), options, rngs)
     assert prefills == [2] * 5  # prompted windows depend on each other: one at a time

@@ -9,12 +9,18 @@ from hypothesis.extra.numpy import arrays
 from accompgen.tokens import (
     NULL,
     NUM_SPECIAL,
+    PAD,
+    PATTERNS,
     SEP,
+    UNKNOWN,
     TokenLayout,
     build_window,
     deinterleave,
     frames_for,
+    from_steps,
     interleave,
+    step_bounds,
+    to_steps,
 )
 
 LAYOUT = TokenLayout(semantic_clusters=16, codebook_size=32)
@@ -107,16 +113,56 @@ def test_window_layout():
     prompt = codes_for(stage.target, 2, 3)
     window = build_window(stage, {"vocal_semantic": vocal, "inst_semantic": inst}, 15, prompt)
     assert window.condition.shape == (2, 20)
-    assert window.prompt.shape == (2, 12)
-    assert window.n_target == 60
+    assert window.target.shape == (2, 60, 1) and window.known_steps == 12
+    assert (window.target[:, 12:] == UNKNOWN).all()
     assert len(window.ticks) == 20 + 1 + 60
     prefix = window.prefix()
-    assert prefix.shape == (2, window.prefix_length)
-    assert (prefix[:, 20] == SEP).all()
+    assert prefix.shape == (2, 20 + 1 + 12, 1)
+    assert (prefix[:, 20, 0] == SEP).all()
     unconditional = window.prefix(unconditional=True)
     assert (unconditional[:, :20] == NULL).all()
     np.testing.assert_array_equal(unconditional[:, 20:], prefix[:, 20:])
     assert window.ticks[20] == 0 and window.ticks[-1] == 2 * 14
+
+
+def test_delay_window_layout():
+    """The delay pattern: all four codebooks per step, codebook k k steps late; single-token positions carry
+    their id in slot 0 and PAD in the others."""
+    stage = LAYOUT.stages["coarse"]
+    semantic = {name: codes_for(LAYOUT.tracks[name], 1, 10) for name in ("vocal_semantic", "inst_semantic")}
+    prompt = codes_for(stage.target, 1, 2)
+    window = build_window(stage, semantic, 15, prompt, PATTERNS["delay"])
+    assert window.target.shape == (1, 15 + 3, 4)
+    assert window.known_steps == 2  # steps 0 and 1 hold only frames 0 and 1 (and empty slots)
+    step2 = window.target[0, 2]  # slot k holds frame 2 - k: frames 2 (unknown), 1, 0 (known), -1 (empty)
+    assert step2[0] == UNKNOWN and step2[3] == PAD
+    assert step2[1] == prompt[0, 1, 1] + LAYOUT.codebooks[1].offset
+    assert window.lo[0, 1] == -1 and window.lo[2, 1] == LAYOUT.codebooks[1].offset
+    prefix = window.prefix()
+    assert prefix.shape == (1, 21 + 2, 4) and (prefix[0, :21, 1:] == PAD).all()
+    np.testing.assert_array_equal(window.ticks[21:], 2 * np.arange(18))
+
+
+@given(st.sampled_from(sorted(PATTERNS)), st.integers(1, 20), st.integers(0, 99))
+def test_patterns_round_trip(pattern_name, frames, seed):
+    track = LAYOUT.tracks["fine"]
+    pattern = PATTERNS[pattern_name]
+    codes = codes_for(track, 2, frames, seed)
+    steps = to_steps(track, codes, pattern)
+    frame, _, _ = pattern.grid(frames, track.width)
+    assert steps.shape == (2, *frame.shape)
+    assert (frame >= 0).sum() == frames * track.width  # every code exactly once
+    assert (steps[:, frame < 0] == PAD).all()
+    lo, hi = step_bounds(track, frames, pattern)
+    valid = frame >= 0
+    assert ((steps[:, valid] >= lo[valid]) & (steps[:, valid] < hi[valid])).all()
+    np.testing.assert_array_equal(from_steps(track, steps, frames, pattern), codes)
+
+
+def test_flat_steps_are_the_interleaved_ids():
+    track = LAYOUT.tracks["coarse"]
+    codes = codes_for(track, 1, 6)
+    np.testing.assert_array_equal(to_steps(track, codes, PATTERNS["flat"])[..., 0], track.to_ids(codes))
 
 
 def test_window_rejects_a_prompt_longer_than_the_window():

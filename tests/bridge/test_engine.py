@@ -20,7 +20,7 @@ def engine(tiny_bundle):
 def test_ort_generation_equals_the_torch_reference(engine, tiny_parts):
     """The whole three-stage pipeline over several windows, token for token, sampled with a fixed seed."""
     manifest = engine.manifest
-    windows = {name: (spec.window_s, spec.prompt_s) for name, spec in manifest.stages.items()}
+    windows = {name: spec.plan for name, spec in manifest.stages.items()}
     vocal = np.random.default_rng(1).integers(0, 16, 160)  # 3.2 s
     options = SamplingOptions(seed=11, variations=2)
     ours = generate_codes(

@@ -102,3 +102,25 @@ def test_fp16_bundle_keeps_the_argmax(tmp_path, tiny_parts):
     checks = verify_bundle(tmp_path / "fp16", tiny_parts, device="cpu")
     stage_checks = [c for c in checks if c.graph.startswith("stage_")]
     assert all(c.metric == "argmax agreement" and c.value >= 0.99 for c in stage_checks)
+
+
+def test_a_delay_pattern_bundle_matches_torch(tmp_path, tiny_delay_config):
+    """Stage graphs of the delay pattern take (batch, sequence, slots) ids; the whole pipeline agrees with torch."""
+    from accompgen.model_dir import random_parts
+    from accompgen.pipeline import generate_codes
+    from accompgen_bridge.engine import Engine
+    from accompgen_export.bundle_writer import write_bundle
+
+    parts = random_parts(tiny_delay_config, seed=2)
+    write_bundle(parts, tmp_path / "delay")
+    manifest = load_bundle(tmp_path / "delay")
+    assert [manifest.stages[n].slots for n in ("semantic", "coarse", "fine")] == [1, 4, 4]
+    assert all(c.passed for c in verify_bundle(tmp_path / "delay", parts, device="cpu"))
+    engine = Engine(tmp_path / "delay", "cpu")
+    plans = {name: spec.plan for name, spec in manifest.stages.items()}
+    vocal = np.random.default_rng(0).integers(0, 16, 130)
+    options = SamplingOptions(seed=4, variations=2)
+    ours = generate_codes(manifest.tokens, plans, vocal, 2.6, {n: engine._inference_factory(n) for n in plans}, options)
+    torch_inference = {n: (lambda m=parts.stages[n]: TorchInference(m)) for n in plans}
+    np.testing.assert_array_equal(ours, generate_codes(manifest.tokens, plans, vocal, 2.6, torch_inference, options))
+    assert ours.shape == (2, 8, 195)

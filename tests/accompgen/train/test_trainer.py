@@ -30,6 +30,20 @@ class Crash(Exception):
     pass
 
 
+def test_the_delay_pattern_learns_too(tmp_path, tiny_delay_config):
+    from accompgen.model_dir import save_config
+
+    from .conftest import write_tokens
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    save_config(model_dir, tiny_delay_config)
+    tokens = write_tokens(tmp_path / "tokens", tiny_delay_config.tokens)
+    settings = TrainSettings(steps=150, batch_size=8, lr=1e-2, warmup_steps=20, checkpoint_every=1000, cond_dropout=0.0)
+    losses = Trainer(model_dir, tokens, "fine", settings, "cpu").run()
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+
+
 def test_resume_reproduces_the_uninterrupted_run(synthetic):
     model_dir, tokens = synthetic
     straight = Trainer(model_dir, tokens, "coarse", FAST, "cpu").run()
