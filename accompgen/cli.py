@@ -334,12 +334,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Packages of the optional extras, and the extra that brings each: the base install is the bridge alone.
+EXTRAS = {
+    "torch": "train",
+    "transformers": "train",
+    "sklearn": "train",
+    "scipy": "train",
+    "onnx": "export",
+    "onnxscript": "export",
+    "matplotlib": "bench",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        package = (err.name or "").split(".")[0]
+        if package not in EXTRAS:
+            raise
+        print(
+            f"error: `accompgen {args.command}` needs {package}: pip install 'accompgen[{EXTRAS[package]}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

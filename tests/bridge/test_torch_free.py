@@ -26,6 +26,9 @@ def test_base_install_generates_without_torch(tmp_path, tiny_bundle, vocal):
     command += ["--bundle", str(tiny_bundle), "--start", "1", "--duration", "2", "--seed", "3"]
     subprocess.run(command, check=True, cwd=tmp_path, capture_output=True)
     assert sf.info(out).frames == 2 * 44100
+    # the training side says which extra it needs instead of a traceback
+    info = subprocess.run([str(venv / "bin" / "accompgen"), "model-info", "tiny"], capture_output=True, text=True)
+    assert info.returncode == 2 and "pip install 'accompgen[train]'" in info.stderr
     # and importing the runtime pulls neither in
     probe = "import sys, accompgen_bridge.server, accompgen_bridge.engine; print('torch' in sys.modules)"
     assert subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
