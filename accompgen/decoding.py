@@ -117,7 +117,7 @@ def decode_window(
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Prefill condition, SEP and the known steps, then sample every unknown slot step by step
-    -> (N, T, W) target ids, prompt included. Each slot samples only from its own stream's range; empty slots
+    -> (N, J, W) target ids, prompt included. Each slot samples only from its own stream's range; empty slots
     stay PAD. `rngs` holds one generator per variation (`variation_rngs`) and advances with every sample."""
     n = options.variations
     if len(window.condition) != n:

@@ -33,6 +33,6 @@ def generate_window(
     options: SamplingOptions,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
-    """(N, n_target) target ids for one window, sampled from the torch model: the ground truth for runtimes."""
+    """(N, J, W) target ids of one window, sampled from the torch model: the ground truth for runtimes."""
     device = next(model.parameters()).device
     return decode_window(TorchInference(model, device), window, options, variation_rngs(options), progress)

@@ -2,13 +2,15 @@
 
 Shape symbols used in comments throughout the project:
     N variations, B batch rows (2N with classifier-free guidance), K codebooks per frame, F frames,
-    L sequence positions, S new tokens in a forward pass, P cached positions, T = P + S, V vocabulary.
+    L sequence positions, S new tokens in a forward pass, P cached positions, T = P + S, V vocabulary,
+    J target steps of a window, W slots (ids) per step.
 
 Every stream owns a contiguous id range in one vocabulary: the special ids first, then the vocal and the
 instrumental semantic streams (the same k-means clusters, offset apart so the model tells them apart without
 a segment embedding), then the EnCodec codebooks. Streams that sound together at one frame rate form a
-`Track`, flattened frame-major and codebook-minor (f0q1 f0q2 .. f1q1 ..). Every position carries a tick of
-a 150 Hz clock shared by both rates, so tokens that sound at the same moment sit at the same tick.
+`Track`; as a condition it is flattened frame-major and codebook-minor (f0q1 f0q2 .. f1q1 ..), as a target it
+is laid out by a codebook pattern (flat like that, or MusicGen's delay). Every position carries a tick of a
+150 Hz clock shared by both rates, so tokens that sound at the same moment sit at the same tick.
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ class TokenLayout:
 
 
 class CodebookPattern:
-    """How a target track's (K, F) codes become T sequence steps of W slots (audiocraft's codebook patterns).
+    """How a target track's (K, F) codes become J sequence steps of W slots (audiocraft's codebook patterns).
 
     `grid` gives, for every (step, slot), the frame and codebook it holds (-1: an empty slot, fed as PAD), and
     the frame whose tick the step takes."""
@@ -216,7 +218,7 @@ class CodebookPattern:
     name = ""
 
     def grid(self, frames: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """frame (T, W), codebook (T, W), step frame (T,)"""
+        """frame (J, W), codebook (J, W), step frame (J,)"""
         raise NotImplementedError
 
     def slots(self, width: int) -> int:
@@ -224,7 +226,7 @@ class CodebookPattern:
 
 
 class FlatPattern(CodebookPattern):
-    """One token per step, frame-major: f0q1 f0q2 .. f1q1 ... (T = F*K, W = 1)."""
+    """One token per step, frame-major: f0q1 f0q2 .. f1q1 ... (J = F*K, W = 1)."""
 
     name = "flat"
 
@@ -237,7 +239,7 @@ class FlatPattern(CodebookPattern):
 
 
 class DelayPattern(CodebookPattern):
-    """All codebooks per step, codebook k delayed by k steps, as in MusicGen (T = F + K - 1, W = K): K times
+    """All codebooks per step, codebook k delayed by k steps, as in MusicGen (J = F + K - 1, W = K): K times
     fewer steps over a K times shorter cache, for a little quality."""
 
     name = "delay"
@@ -258,7 +260,7 @@ UNKNOWN = -1  # a target id still to be generated
 
 
 def to_steps(track: Track, codes: np.ndarray, pattern: CodebookPattern) -> np.ndarray:
-    """(..., K, F) local codes, UNKNOWN where not yet generated -> (..., T, W) ids (PAD in empty slots)."""
+    """(..., K, F) local codes, UNKNOWN where not yet generated -> (..., J, W) ids (PAD in empty slots)."""
     frame, codebook, _ = pattern.grid(codes.shape[-1], track.width)
     offsets = np.array([s.offset for s in track.streams])
     empty = frame < 0
@@ -268,7 +270,7 @@ def to_steps(track: Track, codes: np.ndarray, pattern: CodebookPattern) -> np.nd
 
 
 def from_steps(track: Track, steps: np.ndarray, frames: int, pattern: CodebookPattern) -> np.ndarray:
-    """(..., T, W) ids -> (..., K, F) local codes; the inverse of `to_steps` for fully generated steps."""
+    """(..., J, W) ids -> (..., K, F) local codes; the inverse of `to_steps` for fully generated steps."""
     frame, codebook, _ = pattern.grid(frames, track.width)
     lo, hi = step_bounds(track, frames, pattern)
     valid = frame >= 0
@@ -280,7 +282,7 @@ def from_steps(track: Track, steps: np.ndarray, frames: int, pattern: CodebookPa
 
 
 def step_bounds(track: Track, frames: int, pattern: CodebookPattern) -> tuple[np.ndarray, np.ndarray]:
-    """(T, W) each, [lo, hi): the id range every slot may hold; lo = hi = -1 for an empty slot."""
+    """(J, W) each, [lo, hi): the id range every slot may hold; lo = hi = -1 for an empty slot."""
     frame, codebook, _ = pattern.grid(frames, track.width)
     offsets = np.array([s.offset for s in track.streams])
     stops = np.array([s.stop for s in track.streams])
@@ -298,10 +300,10 @@ class WindowSequence:
     """
 
     condition: np.ndarray  # (N, Lc) condition ids, tracks one after another, one per position
-    target: np.ndarray  # (N, T, W) target ids: known, UNKNOWN, or PAD in an empty slot
-    ticks: np.ndarray  # (Lc + 1 + T,)
-    lo: np.ndarray  # (T, W) lowest id each slot may hold; -1 for an empty slot
-    hi: np.ndarray  # (T, W) one past the highest
+    target: np.ndarray  # (N, J, W) target ids: known, UNKNOWN, or PAD in an empty slot
+    ticks: np.ndarray  # (Lc + 1 + J,)
+    lo: np.ndarray  # (J, W) lowest id each slot may hold; -1 for an empty slot
+    hi: np.ndarray  # (J, W) one past the highest
 
     @property
     def slots(self) -> int:

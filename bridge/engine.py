@@ -15,7 +15,7 @@ import numpy as np
 
 from accompgen import graph_io as io
 from accompgen.audio import fit_length, resample
-from accompgen.bundle import Manifest, load_bundle
+from accompgen.bundle import BundleError, Manifest, load_bundle
 from accompgen.decoding import SamplingOptions
 from accompgen.framing import semantic_chunks
 from accompgen.pipeline import generate_codes
@@ -158,8 +158,12 @@ class Engine:
         ids = []
         for start, stop, chunk in semantic_chunks(audio_16k, n_frames, audio_spec.semantic_chunk_frames):
             ids.append(session.run(None, {io.AUDIO: chunk[None]})[0][0])
+            if len(ids[-1]) != stop - start:
+                raise BundleError(
+                    f"semantic_encoder.onnx gave {len(ids[-1])} ids for {stop - start} frames: it does not fit the "
+                    "bundle's audio settings; export the bundle again"
+                )
             progress(stop / n_frames)
-            assert len(ids[-1]) == stop - start, "the semantic encoder must give one id per 50 Hz frame"
         return np.concatenate(ids)
 
     def _decode(self, codes: np.ndarray, progress: Callable[[float], None]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -182,7 +183,11 @@ class Bridge:
             reply_to = UdpPeer(self.udp, (host, request.reply_port))
         self.listeners[job.id] = [reply_to]
         self.job_waiting.set()
-        return [("/accompgen/accepted", [job.id, str(self.store.status_path(job.id))])]
+        accepted = ("/accompgen/accepted", [job.id, str(self.store.status_path(job.id))])
+        if reply_to is not peer:  # a sender that cannot listen (oscsend) gets everything on reply_port
+            reply_to.send(accepted)
+            return []
+        return [accepted]
 
     def on_status(self, args: list[Any], peer: Peer) -> list[Message]:
         job = self.store.get(self._job_id(args))
@@ -191,7 +196,7 @@ class Bridge:
     def on_cancel(self, args: list[Any], peer: Peer) -> list[Message]:
         job = self.store.get(self._job_id(args))
         if self.store.cancel_queued(job.id):
-            self._notify(job.id, ("/accompgen/cancelled", [job.id]), also=peer)
+            self._notify(job.id, ("/accompgen/cancelled", [job.id]), also=peer, final=True)
             return []
         running = self.running
         if running is not None and running.job_id == job.id:
@@ -218,11 +223,12 @@ class Bridge:
 
     # -- replies from the worker thread ---------------------------------------------------------------------
 
-    def _notify(self, job_id: str, message: Message, also: Peer | None = None) -> None:
-        """Send to every listener of the job (and `also`); callable from any thread."""
+    def _notify(self, job_id: str, message: Message, also: Peer | None = None, final: bool = False) -> None:
+        """Send to every listener of the job (and `also`); callable from any thread. After the final message
+        of a job the listeners are forgotten."""
 
         def send() -> None:
-            peers = self.listeners.get(job_id, [])
+            peers = self.listeners.pop(job_id, []) if final else self.listeners.get(job_id, [])
             for peer in [*peers, *([also] if also and also not in peers else [])]:
                 with contextlib.suppress(OSError):
                     peer.send(message)
@@ -271,22 +277,20 @@ class Bridge:
         try:
             result = engine.generate(engine.request(args), progress)
             outputs = self._write_outputs(args, job.id, result.audio, result.sample_rate, result.seeds)
+            outcome = functools.partial(self._finish, job.id, outputs)
         except Cancelled:
-            self.running = None
-            self._stop_job(job, running)
-            return
+            outcome = functools.partial(self._stop_job, job, running)
         except JobError as err:
-            self.running = None
-            self._fail(job.id, err.code, str(err))
-            return
+            outcome = functools.partial(self._fail, job.id, err.code, str(err))
         except Exception as err:
-            self.running = None
             log.exception("job %s failed", job.id)
-            self._fail(job.id, INTERNAL, f"{type(err).__name__}: {err}")
-            return
-        self.running = None
-        self.store.update(job.id, state=DONE, stage="done", fraction=1.0, outputs=outputs)
-        self._notify(job.id, ("/accompgen/done", [job.id, *outputs]))
+            outcome = functools.partial(self._fail, job.id, INTERNAL, f"{type(err).__name__}: {err}")
+        self.running = None  # before the job's last reply, so that no heartbeat follows it
+        outcome()
+
+    def _finish(self, job_id: str, outputs: list[str]) -> None:
+        self.store.update(job_id, state=DONE, stage="done", fraction=1.0, outputs=outputs)
+        self._notify(job_id, ("/accompgen/done", [job_id, *outputs]), final=True)
 
     def _write_outputs(
         self, args: GenerateArgs, job_id: str, audio: Any, rate: int, seeds: tuple[int, ...]
@@ -309,11 +313,11 @@ class Bridge:
             self.store.update(job.id, state=QUEUED, stage="", fraction=0.0, attempts=job.attempts - 1)
             return
         self.store.update(job.id, state=CANCELLED)
-        self._notify(job.id, ("/accompgen/cancelled", [job.id]))
+        self._notify(job.id, ("/accompgen/cancelled", [job.id]), final=True)
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
         self.store.update(job_id, state=FAILED, error_code=code, error_message=message)
-        self._notify(job_id, error_reply(job_id, code, message))
+        self._notify(job_id, error_reply(job_id, code, message), final=True)
 
     # -- transports -----------------------------------------------------------------------------------------
 

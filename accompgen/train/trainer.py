@@ -91,16 +91,16 @@ def target_loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> t
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits, _ = model(ids, ticks, core.empty_cache(len(ids), device))
     start = batch.condition_length  # position Lc + j predicts target step j
-    predictions = logits[:, start:-1].float()  # (B, T, V)
-    labels = ids[:, start + 1 :].reshape(*predictions.shape[:2], -1)  # (B, T, W)
+    predictions = logits[:, start:-1].float()  # (B, J, V)
+    labels = ids[:, start + 1 :].reshape(*predictions.shape[:2], -1)  # (B, J, W)
     total, correct, count = predictions.new_zeros(()), predictions.new_zeros(()), 0
     for slot in range(labels.shape[-1]):
         lo, hi = batch.lo[:, slot], batch.hi[:, slot]
         valid = torch.from_numpy(lo >= 0).to(device)
         size = int((hi - lo)[lo >= 0][0])  # the streams of one target all have the same size
-        index = torch.from_numpy(np.maximum(lo, 0)[:, None] + np.arange(size)).to(device)  # (T, size)
-        sliced = predictions.gather(-1, index.expand(len(ids), -1, -1))[:, valid]  # (B, T', size)
-        local = (labels[..., slot] - torch.from_numpy(lo).to(device))[:, valid]  # (B, T')
+        index = torch.from_numpy(np.maximum(lo, 0)[:, None] + np.arange(size)).to(device)  # (J, size)
+        sliced = predictions.gather(-1, index.expand(len(ids), -1, -1))[:, valid]  # (B, J', size)
+        local = (labels[..., slot] - torch.from_numpy(lo).to(device))[:, valid]  # (B, J')
         total = total + F.cross_entropy(sliced.reshape(-1, size), local.reshape(-1), reduction="sum")
         correct = correct + (sliced.argmax(-1) == local).sum()
         count += local.numel()

@@ -19,8 +19,8 @@ class Batch:
     ids: np.ndarray  # (B, L), or (B, L, W) for W slots per position: condition, SEP, target steps
     ticks: np.ndarray  # (L,)
     condition_length: int  # Lc: position Lc holds SEP, target step j sits at Lc + 1 + j
-    lo: np.ndarray  # (T, W) the id range of every target slot (accompgen.tokens.step_bounds); -1: empty
-    hi: np.ndarray  # (T, W)
+    lo: np.ndarray  # (J, W) the id range of every target slot (accompgen.tokens.step_bounds); -1: empty
+    hi: np.ndarray  # (J, W)
 
 
 class StageWindows:

@@ -174,3 +174,19 @@ def test_twenty_concurrent_clients_lose_nothing(bridge, vocal):
         time.sleep(0.2)
     assert set(states.values()) == {"done"}
     assert len(list((bridge.state_dir / "outputs").glob("*.wav"))) == len(accepted)
+
+
+def test_reply_port_gets_every_reply_for_senders_that_cannot_listen(bridge, vocal):
+    """oscsend sends and exits: with reply_port, accepted, progress and done all go to another socket."""
+    sender, listener = UdpClient(bridge.osc_port), UdpClient(bridge.osc_port)
+    try:
+        port = listener.sock.getsockname()[1]
+        sender.send("/accompgen/generate", str(vocal), 0.0, 1.0, "reply_port", port)
+        replies = listener.receive_until("/accompgen/done")
+        assert replies[0][0] == "/accompgen/accepted"
+        sender.sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sender.sock.recv(1 << 16)
+    finally:
+        sender.close()
+        listener.close()
