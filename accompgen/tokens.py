@@ -97,24 +97,9 @@ class Track:
         offsets = np.array([s.offset for s in self.streams])[:, None]
         return interleave(codes + offsets)
 
-    def to_codes(self, ids: np.ndarray) -> np.ndarray:
-        """(..., F*K) vocabulary ids -> (..., K, F) local codes; the inverse of `to_ids`."""
-        ids = np.asarray(ids, dtype=np.int64)
-        codes = deinterleave(ids, self.width)
-        lo, hi = self.bounds(codes.shape[-1])
-        if not ((ids >= lo) & (ids < hi)).all():
-            raise ValueError(f"ids outside the {self.name} streams")
-        return codes - np.array([s.offset for s in self.streams])[:, None]
-
     def ticks(self, n_frames: int) -> np.ndarray:
         """(F*K,) tick of every position: all codebooks of frame f share tick f * ticks_per_frame."""
         return np.repeat(np.arange(n_frames, dtype=np.int64) * self.ticks_per_frame, self.width)
-
-    def bounds(self, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """(F*K,) each, [lo, hi): the id range a position of this track may hold."""
-        lo = np.tile(np.array([s.offset for s in self.streams], dtype=np.int64), n_frames)
-        hi = np.tile(np.array([s.stop for s in self.streams], dtype=np.int64), n_frames)
-        return lo, hi
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,11 @@ def generate(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accompgen_bridge.audio import probe, write_wav
+    from accompgen_bridge.audio import write_wav
     from accompgen_bridge.engine import Engine
     from accompgen_bridge.requests import GenerateArgs
 
-    duration = args.duration if args.duration is not None else probe(args.vocal)[1] - args.start
+    duration = region_duration(args, args.vocal)
     engine = Engine(args.bundle, args.device)
     request = engine.request(
         GenerateArgs(
@@ -67,6 +67,13 @@ def generate(args: argparse.Namespace) -> None:
     for path, row in zip(outputs, result.audio, strict=True):
         write_wav(path, row, result.sample_rate)
         print(path)
+
+
+def region_duration(args: argparse.Namespace, vocal: str | Path) -> float:
+    """--duration, or from --start to the end of the file."""
+    from accompgen_bridge.audio import probe
+
+    return args.duration if args.duration is not None else probe(vocal)[1] - args.start
 
 
 def output_paths(output: Path, variations: int) -> list[Path]:
@@ -103,10 +110,9 @@ def reply_json(reply: tuple[str, list[Any]], fields: list[str]) -> dict[str, Any
 
 
 def submit(args: argparse.Namespace) -> dict[str, Any]:
-    from accompgen_bridge.audio import probe
 
     vocal = str(Path(args.vocal).resolve())
-    duration = args.duration if args.duration is not None else probe(vocal)[1] - args.start
+    duration = region_duration(args, vocal)
     pairs: list[Any] = []
     for key in ("seed", "cfg_scale", "temperature", "top_k", "variations", "quality", "sample_rate", "output_dir"):
         value = getattr(args, key)

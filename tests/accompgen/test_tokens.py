@@ -53,16 +53,17 @@ def test_track_ids_round_trip_and_stay_in_their_streams(name, frames, seed):
     track = LAYOUT.tracks[name]
     codes = codes_for(track, 2, frames, seed)
     ids = track.to_ids(codes)
-    lo, hi = track.bounds(frames)
-    assert ((ids >= lo) & (ids < hi)).all()
-    np.testing.assert_array_equal(track.to_codes(ids), codes)
+    lo, hi = step_bounds(track, frames, PATTERNS["flat"])
+    assert ((ids >= lo[:, 0]) & (ids < hi[:, 0])).all()
+    np.testing.assert_array_equal(from_steps(track, ids[..., None], frames, PATTERNS["flat"]), codes)
 
 
 def test_track_rejects_codes_out_of_range():
     with pytest.raises(ValueError, match="out of range"):
         LAYOUT.tracks["coarse"].to_ids(np.full((4, 2), 32))
+    coarse_ids = LAYOUT.tracks["coarse"].to_ids(np.zeros((4, 2), np.int64))
     with pytest.raises(ValueError, match="outside"):
-        LAYOUT.tracks["fine"].to_codes(LAYOUT.tracks["coarse"].to_ids(np.zeros((4, 2), np.int64)))
+        from_steps(LAYOUT.tracks["fine"], coarse_ids[..., None], 2, PATTERNS["flat"])
 
 
 def test_streams_tile_the_vocabulary_after_the_special_ids():
