@@ -176,24 +176,27 @@ def train(args: argparse.Namespace) -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from accompgen.train.trainer import Distributed, Trainer, TrainSettings, init_distributed
+    from accompgen.train.trainer import Distributed, Trainer, TrainSettings, close_distributed, init_distributed
 
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     parallel = Distributed.from_env()
     init_distributed(parallel, args.device)
-    trainer = Trainer(args.model_dir, args.data, args.stage, settings, args.device, parallel)
-    if trainer.resume() and parallel.is_main:
-        print(f"resuming the {args.stage} stage at step {trainer.step}", file=sys.stderr)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not parallel.is_main) as bar:
-        task = bar.add_task(args.stage, total=settings.steps, completed=trainer.step)
+    try:
+        trainer = Trainer(args.model_dir, args.data, args.stage, settings, args.device, parallel)
+        if trainer.resume() and parallel.is_main:
+            print(f"resuming the {args.stage} stage at step {trainer.step}", file=sys.stderr)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, disable=not parallel.is_main) as bar:
+            task = bar.add_task(args.stage, total=settings.steps, completed=trainer.step)
 
-        def show(record: dict) -> None:
-            text = f"{args.stage} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
-            bar.update(task, completed=record["step"], description=text)
+            def show(record: dict) -> None:
+                text = f"{args.stage} loss {record['loss']:.3f} {record['tokens_per_s']:,.0f} tok/s"
+                bar.update(task, completed=record["step"], description=text)
 
-        trainer.run(on_step=show)
+            trainer.run(on_step=show)
+    finally:
+        close_distributed()
     if parallel.is_main:
         print(f"wrote {trainer.checkpoint}; metrics in {trainer.metrics}")
 

@@ -268,6 +268,12 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
+def close_distributed() -> None:
+    """Leave the process group before exiting: gloo's threads abort the interpreter at exit otherwise."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def init_distributed(parallel: Distributed, device: str | None) -> None:
     """Join torchrun's process group: gloo on CPU, nccl on GPUs."""
     if parallel.world > 1 and not dist.is_initialized():
