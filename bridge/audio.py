@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from accompgen_bridge.errors import BAD_AUDIO, BAD_REGION, EMPTY_AUDIO, MISSING_FILE, OUTPUT, UNREADABLE, JobError
+from accompgen_bridge.errors import (
+    BAD_AUDIO,
+    BAD_REGION,
+    EMPTY_AUDIO,
+    MISSING_FILE,
+    OUTPUT,
+    UNREADABLE,
+    JobError,
+    shown,
+)
 
 REGION_TOLERANCE_S = 0.001  # a region may end this much past the file's end (rounding of item lengths)
+MIN_DURATION_S = 0.05  # shorter regions hold less than four acoustic frames: nothing to accompany
 
 
 def probe(path: str | Path) -> tuple[int, float]:
     """(sample rate, duration in seconds) of an audio file, with the error a user can act on."""
     path = Path(path)
-    if not path.is_file():
-        raise JobError(MISSING_FILE, f"{path} does not exist")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as err:
+        raise JobError(MISSING_FILE, f"{shown(str(path))} does not exist") from err
+    except OSError as err:  # a name too long, a folder without permission, ...
+        raise JobError(MISSING_FILE, f"{shown(str(path))} cannot be opened: {err.strerror}") from err
+    if stat.S_ISDIR(mode):
+        raise JobError(UNREADABLE, f"{shown(str(path))} is a folder, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise JobError(UNREADABLE, f"{shown(str(path))} is not a regular file (a device or a pipe): give an audio file")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
@@ -31,8 +50,8 @@ def probe(path: str | Path) -> tuple[int, float]:
 def check_region(path: str | Path, start_s: float, duration_s: float) -> tuple[int, float]:
     """Validate a region against the file; returns (sample rate, file duration)."""
     rate, length = probe(path)
-    if duration_s <= 0:
-        raise JobError(BAD_REGION, f"duration must be positive, got {duration_s:g} s")
+    if duration_s < MIN_DURATION_S:
+        raise JobError(BAD_REGION, f"duration must be at least {MIN_DURATION_S:g} s, got {duration_s:g} s")
     if start_s < 0:
         raise JobError(BAD_REGION, f"start must not be negative, got {start_s:g} s")
     if start_s + duration_s > length + REGION_TOLERANCE_S:

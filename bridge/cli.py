@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
-import random
 import sys
 from pathlib import Path
 from typing import Any
 
 from accompgen import __version__
-from accompgen.errors import UserError
+from accompgen.core.decoding import REQUEST_LIMITS, SamplingOptions
+from accompgen.core.errors import UserError
 from accompgen_bridge.errors import JobError
+from accompgen_bridge.jobs import write_json_atomic
 from accompgen_bridge.paths import DEFAULT_OSC_PORT, DEFAULT_TCP_PORT, default_state_dir, read_address
 from accompgen_bridge.providers import DEVICES
 
@@ -31,6 +33,8 @@ def serve(args: argparse.Namespace) -> None:
         device=args.device,
         max_duration_s=args.max_duration,
         max_queue=args.max_queue,
+        allowed_output_dirs=tuple(args.allow_output_dir),
+        keep_days=args.keep_days,
     )
     run_server(config)
 
@@ -41,23 +45,20 @@ def generate(args: argparse.Namespace) -> None:
 
     from accompgen_bridge.audio import write_wav
     from accompgen_bridge.engine import Engine
-    from accompgen_bridge.requests import GenerateArgs
+    from accompgen_bridge.job_request import GenerateRequest, draw_seed
 
-    duration = region_duration(args, args.vocal)
     engine = Engine(args.bundle, args.device)
-    request = engine.request(
-        GenerateArgs(
-            input_path=str(args.vocal),
-            start_s=args.start,
-            duration_s=duration,
-            seed=args.seed if args.seed is not None else random.randrange(2**31),
-            cfg_scale=args.cfg_scale,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            variations=args.variations or 1,
-            quality=args.quality or "full",
-            sample_rate=args.sample_rate,
-        )
+    request = GenerateRequest(
+        input_path=str(args.vocal),
+        start_s=args.start,
+        duration_s=region_duration(args, args.vocal),
+        seed=args.seed if args.seed is not None else draw_seed(),
+        cfg_scale=args.cfg_scale,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        variations=args.variations or 1,
+        quality=args.quality or "full",
+        sample_rate=args.sample_rate,
     )
     columns = (TextColumn("{task.description:<8}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
     with Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True)) as bar:  # stdout: the paths
@@ -73,7 +74,9 @@ def region_duration(args: argparse.Namespace, vocal: str | Path) -> float:
     """--duration, or from --start to the end of the file."""
     from accompgen_bridge.audio import probe
 
-    return args.duration if args.duration is not None else probe(vocal)[1] - args.start
+    if args.duration is not None:
+        return float(args.duration)
+    return probe(vocal)[1] - float(args.start)
 
 
 def output_paths(output: Path, variations: int) -> list[Path]:
@@ -90,15 +93,18 @@ def client_for(args: argparse.Namespace) -> Any:
     port = args.port
     if port is None and args.host != "127.0.0.1":
         port = DEFAULT_TCP_PORT
+    address = read_address(args.state_dir)
     if port is None:
-        address = read_address(args.state_dir)
         if address is None:
             raise UserError(
                 f"no bridge is listening: none has written bridge.json to {args.state_dir}. "
                 "Start one with `accompgen-bridge serve --bundle DIR`, or give --port"
             )
         port = address["tcp_port"]
-    return BridgeClient(args.host, port, args.timeout, args.token)
+    # the bridge of this state dir: its local key says this request comes from the user who started it
+    same_bridge = address is not None and address["tcp_port"] == port and args.host == address["host"]
+    local_key = address.get("local_key") if address is not None and same_bridge else None
+    return BridgeClient(args.host, port, args.timeout, args.token, local_key)
 
 
 def reply_json(reply: tuple[str, list[Any]], fields: list[str]) -> dict[str, Any]:
@@ -109,18 +115,38 @@ def reply_json(reply: tuple[str, list[Any]], fields: list[str]) -> dict[str, Any
     return dict(zip(fields, values, strict=False))
 
 
-def submit(args: argparse.Namespace) -> dict[str, Any]:
+SUBMIT_KEYS = ("seed", "cfg_scale", "temperature", "top_k", "variations", "quality", "sample_rate", "output_dir")
 
+
+def submit(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.vocal is None) == (args.request is None):
+        raise UserError("give the vocal file, or --request FILE, not both")
+    if args.request is not None:
+        return submit_request_file(args)
     vocal = str(Path(args.vocal).resolve())
-    duration = region_duration(args, vocal)
     pairs: list[Any] = []
-    for key in ("seed", "cfg_scale", "temperature", "top_k", "variations", "quality", "sample_rate", "output_dir"):
+    for key in SUBMIT_KEYS:
         value = getattr(args, key)
         if value is not None:
             pairs += [key, str(Path(value).resolve()) if key == "output_dir" else value]
-    reply = client_for(args).call(
-        "/accompgen/generate", [vocal, float(args.start), float(duration), *pairs], ("/accompgen/accepted",)
-    )
+    return send_generate(args, [vocal, float(args.start), region_duration(args, vocal), *pairs])
+
+
+def submit_request_file(args: argparse.Namespace) -> dict[str, Any]:
+    """A request written as JSON by a script, so that paths with quotes, spaces or any letters never pass through
+    a command line: {"input_path": ..., "start_s": ..., "duration_s": ..., "seed": ..., "output_dir": ...}."""
+    try:
+        fields = json.loads(Path(args.request).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the request file {args.request}: {err}") from err
+    if not isinstance(fields, dict) or not {"input_path", "start_s", "duration_s"} <= set(fields):
+        raise UserError(f"{args.request} must hold an object with input_path, start_s and duration_s")
+    pairs = [item for key in SUBMIT_KEYS if fields.get(key) is not None for item in (key, fields[key])]
+    return send_generate(args, [fields["input_path"], fields["start_s"], fields["duration_s"], *pairs])
+
+
+def send_generate(args: argparse.Namespace, message: list[Any]) -> dict[str, Any]:
+    reply = client_for(args).call("/accompgen/generate", message, ("/accompgen/accepted",))
     return reply_json(reply, ["job_id", "status_file"])
 
 
@@ -135,8 +161,18 @@ def status(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cancel(args: argparse.Namespace) -> dict[str, Any]:
-    reply = client_for(args).call("/accompgen/cancel", [args.job_id], ("/accompgen/cancelled",))
-    return {**reply_json(reply, ["job_id"]), "state": "cancelled"}
+    """One job, or several at once (one process for a whole batch); a job that has ended is reported, not an
+    error, when several are given."""
+    client, results = client_for(args), []
+    for job_id in args.job_ids:
+        try:
+            reply = client.call("/accompgen/cancel", [job_id], ("/accompgen/cancelled",))
+            results.append({**reply_json(reply, ["job_id"]), "state": "cancelled"})
+        except JobError as err:
+            if len(args.job_ids) == 1:
+                raise
+            results.append({"job_id": job_id, "error": err.code, "message": str(err)})
+    return results[0] if len(results) == 1 else {"jobs": results}
 
 
 def ping(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,26 +192,61 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="its TCP port (default: from the state dir's bridge.json, else 9001)")
     parser.add_argument("--token", help="the bridge's --token, if it has one")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    parser.add_argument(
+        "--reply", type=Path, help="also write the JSON answer to this file, atomically (for callers that do not wait)"
+    )
+
+
+def _limits(name: str) -> str:
+    low, high = REQUEST_LIMITS[name]
+    return f"{low:g} to {high:g}"
 
 
 def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    defaults = SamplingOptions()
     parser.add_argument("--start", type=float, default=0.0, help="region start in seconds (default 0)")
     parser.add_argument("--duration", type=float, help="region length in seconds (default: to the end)")
-    parser.add_argument("--seed", type=int, help="seed of the first variation (default: random)")
-    parser.add_argument("--cfg-scale", dest="cfg_scale", type=float, help="guidance lambda (bundle default 3.0)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (bundle default 0.9)")
-    parser.add_argument("--top-k", dest="top_k", type=int, help="top-k filter (bundle default 250)")
-    parser.add_argument("--variations", type=int, help="how many accompaniments (default 1)")
+    parser.add_argument("--seed", type=int, help=f"seed of the first variation, {_limits('seed')} (default: random)")
+    parser.add_argument(
+        "--cfg-scale",
+        dest="cfg_scale",
+        type=float,
+        help=f"guidance lambda, {_limits('cfg_scale')} (default: the bundle's, {defaults.cfg_scale:g} as exported)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        help=f"sampling temperature, {_limits('temperature')} "
+        f"(default: the bundle's, {defaults.temperature:g} as exported)",
+    )
+    parser.add_argument(
+        "--top-k", dest="top_k", type=int, help=f"top-k filter (default: the bundle's, {defaults.top_k} as exported)"
+    )
+    parser.add_argument("--variations", type=int, help=f"how many accompaniments, {_limits('variations')} (default 1)")
     parser.add_argument("--quality", choices=("full", "preview"), help="preview: coarse codebooks only, faster")
     parser.add_argument("--sample-rate", dest="sample_rate", type=int, help="output rate (default: the input's)")
+
+
+def add_global_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
+    """--state-dir and --log-level, accepted before the subcommand (where the defaults live) and after it."""
+
+    def default(value: Any) -> Any:
+        return value if with_defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--state-dir", type=Path, default=default(default_state_dir()), help="job database and status files"
+    )
+    parser.add_argument("--log-level", default=default("info"), choices=("debug", "info", "warning", "error"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accompgen-bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"accompgen-bridge {__version__}")
-    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), help="job database and status files")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    add_global_options(parser, with_defaults=True)
+    everywhere = argparse.ArgumentParser(add_help=False)
+    add_global_options(everywhere, with_defaults=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser = functools.partial(commands.add_parser, parents=[everywhere])  # type: ignore[method-assign]
 
     p = commands.add_parser("serve", help="serve OSC over UDP and TCP")
     p.add_argument("--bundle", required=True, type=Path, help="bundle directory written by `accompgen export`")
@@ -186,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES, help="execution provider (default: fastest present)")
     p.add_argument("--max-duration", type=float, default=600.0, help="longest region in seconds (default 600)")
     p.add_argument("--max-queue", type=int, default=16, help="unfinished jobs before `busy` (default 16)")
+    p.add_argument(
+        "--allow-output-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a folder (and those inside it) a request's output_dir may name; repeat for more (default: only the "
+        "state dir's outputs/)",
+    )
+    p.add_argument("--keep-days", type=float, default=7.0, help="delete outputs/ WAVs older than this at start")
     p.set_defaults(run=serve, prints_json=False)
 
     p = commands.add_parser("generate", help="generate without a server, with a progress bar")
@@ -197,17 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=generate, prints_json=False)
 
     p = commands.add_parser("submit", help="queue a job on a running bridge; prints job_id and status_file")
-    p.add_argument("vocal", help="the vocal audio file")
+    p.add_argument("vocal", nargs="?", help="the vocal audio file")
+    p.add_argument("--request", type=Path, help="the whole request as a JSON file instead (for scripts)")
     p.add_argument("--output-dir", dest="output_dir", help="where the WAVs go (default: the bridge's outputs/)")
     add_sampling_options(p)
     add_client_options(p)
     p.set_defaults(run=submit, prints_json=True)
 
-    for name, run, text in (("status", status, "state of a job"), ("cancel", cancel, "cancel a job")):
-        p = commands.add_parser(name, help=text)
-        p.add_argument("job_id")
-        add_client_options(p)
-        p.set_defaults(run=run, prints_json=True)
+    p = commands.add_parser("status", help="state of a job")
+    p.add_argument("job_id")
+    add_client_options(p)
+    p.set_defaults(run=status, prints_json=True)
+
+    p = commands.add_parser("cancel", help="cancel jobs")
+    p.add_argument("job_ids", nargs="+", metavar="job_id")
+    add_client_options(p)
+    p.set_defaults(run=cancel, prints_json=True)
 
     p = commands.add_parser("ping", help="is a bridge running? prints its version")
     add_client_options(p)
@@ -225,18 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
         result = args.run(args)
+        code = 0
     except UserError as err:
-        code = getattr(err, "code", "error")
-        if args.prints_json:
-            print(json.dumps({"error": code, "message": str(err)}))
-        else:
+        if not args.prints_json:
             print(f"error: {err}", file=sys.stderr)
-        return 2
+            return 2
+        result, code = {"error": getattr(err, "code", "error"), "message": str(err)}, 2
     except KeyboardInterrupt:
         return 130
     if args.prints_json:
         print(json.dumps(result))
-    return 0
+        if getattr(args, "reply", None) is not None:
+            write_json_atomic(args.reply, result)
+    return code
 
 
 if __name__ == "__main__":

@@ -6,16 +6,21 @@ import socket
 import time
 from typing import Any
 
-from accompgen.errors import UserError
+from accompgen.core.errors import UserError
 from accompgen_bridge.osc import Message, SlipDecoder, decode, encode, slip_frame
 
 
 class BridgeClient:
-    def __init__(self, host: str, port: int, timeout_s: float = 10.0, token: str | None = None):
+    def __init__(
+        self, host: str, port: int, timeout_s: float = 10.0, token: str | None = None, local_key: str | None = None
+    ):
         self.host, self.port, self.timeout_s, self.token = host, port, timeout_s, token
+        self.local_key = local_key  # from bridge.json: says the request comes from the user who started the bridge
 
     def call(self, address: str, args: list[Any], expect: tuple[str, ...]) -> Message:
         """Send one message; return the first reply whose address is in `expect` or is an error."""
+        if self.local_key is not None:
+            args = [*args, "local_key", self.local_key]
         if self.token is not None:
             args = [*args, "token", self.token]
         deadline = time.monotonic() + self.timeout_s

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from accompgen import graph_io as io
-from accompgen.audio import fit_length, resample
-from accompgen.bundle import BundleError, Manifest, load_bundle
-from accompgen.decoding import SamplingOptions
-from accompgen.framing import semantic_chunks
-from accompgen.pipeline import generate_codes
-from accompgen.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ
+from accompgen.core import graph_names
+from accompgen.core.audio import fit_length, resample
+from accompgen.core.bundle import BundleError, Manifest, load_bundle
+from accompgen.core.decoding import SamplingOptions
+from accompgen.core.pipeline import generate_codes
+from accompgen.core.semantic_framing import semantic_chunks
+from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ
 from accompgen_bridge.audio import read_region
 from accompgen_bridge.errors import BAD_ARGUMENT, JobError
+from accompgen_bridge.job_request import GenerateRequest
 from accompgen_bridge.ort_inference import OrtInference
 from accompgen_bridge.providers import Device, choose_device, open_session
-from accompgen_bridge.requests import GenerateArgs
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,6 @@ Progress = Callable[[str, float], None]  # (phase, overall fraction in [0, 1]); 
 
 class Cancelled(Exception):
     """Raised from a progress callback to stop a job."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One generation: a region of a file and how to sample it."""
-
-    input_path: str
-    start_s: float
-    duration_s: float
-    options: SamplingOptions
-    preview: bool = False  # coarse codebooks only: a quicker, rougher draft
-    sample_rate: int | None = None  # output rate; None keeps the input's
 
 
 @dataclass(frozen=True)
@@ -82,9 +70,10 @@ class PhaseProgress:
 class Engine:
     """Sessions for every graph of a bundle, created once; `generate` can run many requests one after another."""
 
-    def __init__(self, bundle: str | Path, device: str = "auto"):
+    def __init__(self, bundle: str | Path, device: str = "auto", manifest: Manifest | None = None):
+        """`manifest`: the bundle's, already loaded and checked (hashing every graph twice is slow for big ones)."""
         self.bundle = Path(bundle)
-        self.manifest: Manifest = load_bundle(self.bundle)
+        self.manifest: Manifest = manifest or load_bundle(self.bundle)
         self.device: Device = choose_device(device)
         log.info(
             "bundle %s (%s, %s); execution providers %s",
@@ -96,35 +85,22 @@ class Engine:
         graphs = self.manifest.graphs()
         self.sessions = {name: open_session(self.bundle / spec.file, self.device) for name, spec in graphs.items()}
 
-    def sampling_options(self, **overrides: float | int | None) -> SamplingOptions:
-        """The bundle's default sampling settings with the given ones (None keeps the default) replaced."""
-        defaults = self.manifest.sampling
-        settings = {
-            "temperature": defaults.temperature,
-            "top_k": defaults.top_k,
-            "top_p": defaults.top_p,
-            "cfg_scale": defaults.cfg_scale,
+    def sampling_options(self, request: GenerateRequest) -> SamplingOptions:
+        """The bundle's default sampling settings, with those the request gives in their place."""
+        given = {
+            "temperature": request.temperature,
+            "top_k": request.top_k,
+            "cfg_scale": request.cfg_scale,
         }
-        settings.update({key: value for key, value in overrides.items() if value is not None})
-        return SamplingOptions(**settings)
-
-    def request(self, args: GenerateArgs) -> Request:
-        """A checked request: the bundle's sampling defaults where `args` leaves them open."""
         try:
-            options = self.sampling_options(
-                seed=args.seed,
-                cfg_scale=args.cfg_scale,
-                temperature=args.temperature,
-                top_k=args.top_k,
-                variations=args.variations,
+            return self.manifest.sampling.options(request.seed, request.variations).replace(
+                **{key: value for key, value in given.items() if value is not None}
             )
         except ValueError as err:
             raise JobError(BAD_ARGUMENT, str(err)) from err
-        return Request(
-            args.input_path, args.start_s, args.duration_s, options, args.quality == "preview", args.sample_rate
-        )
 
-    def generate(self, request: Request, progress: Progress | None = None) -> Result:
+    def generate(self, request: GenerateRequest, progress: Progress | None = None) -> Result:
+        options = self.sampling_options(request)
         vocal, rate = read_region(request.input_path, request.start_s, request.duration_s)
         phases = PhaseProgress(request.preview, progress)
         semantic_ids = self._encode(vocal, rate, request.duration_s, lambda f: phases("encode", f))
@@ -134,7 +110,7 @@ class Engine:
             semantic_ids,
             request.duration_s,
             {name: self._inference_factory(name) for name in self.manifest.stages},
-            request.options,
+            options,
             preview=request.preview,
             progress=phases,
         )
@@ -142,12 +118,12 @@ class Engine:
         out_rate = request.sample_rate or rate
         audio = resample(audio, self.manifest.audio.codec_sample_rate, out_rate)
         audio = fit_length(audio, round(request.duration_s * out_rate))
-        seeds = tuple(request.options.seed + i for i in range(request.options.variations))
+        seeds = tuple(options.seed + i for i in range(options.variations))
         return Result(audio=np.ascontiguousarray(audio, dtype=np.float32), sample_rate=out_rate, seeds=seeds)
 
-    def _inference_factory(self, stage: str) -> Callable[[], OrtInference]:
+    def _inference_factory(self, stage: str) -> Callable[[int], OrtInference]:
         session, spec = self.sessions[f"stage_{stage}"], self.manifest.stages[stage]
-        return lambda: OrtInference(session, spec, self.device)
+        return lambda capacity: OrtInference(session, spec, self.device, capacity)
 
     def _encode(self, vocal: np.ndarray, rate: int, duration_s: float, progress: Callable[[float], None]) -> np.ndarray:
         """(samples,) at the file's rate -> (F50,) vocal semantic ids."""
@@ -157,7 +133,7 @@ class Engine:
         session = self.sessions["semantic_encoder"]
         ids = []
         for start, stop, chunk in semantic_chunks(audio_16k, n_frames, audio_spec.semantic_chunk_frames):
-            ids.append(session.run(None, {io.AUDIO: chunk[None]})[0][0])
+            ids.append(session.run(None, {graph_names.AUDIO: chunk[None]})[0][0])
             if len(ids[-1]) != stop - start:
                 raise BundleError(
                     f"semantic_encoder.onnx gave {len(ids[-1])} ids for {stop - start} frames: it does not fit the "
@@ -178,7 +154,7 @@ class Engine:
             span = codes[..., lo:hi]
             if span.shape[-1] < min_frames:  # the decoder's padding needs a few frames: repeat the last one
                 span = np.pad(span, ((0, 0), (0, 0), (0, min_frames - span.shape[-1])), mode="edge")
-            audio = session.run(None, {io.CODES: np.ascontiguousarray(span, dtype=np.int64)})[0]
+            audio = session.run(None, {graph_names.CODES: np.ascontiguousarray(span, dtype=np.int64)})[0]
             pieces.append(audio[:, (start - lo) * hop : (stop - lo) * hop])
             progress(stop / n_frames)
         return np.concatenate(pieces, axis=1)

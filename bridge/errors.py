@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accompgen.errors import UserError
+from accompgen.core.errors import UserError
 
 # The public error codes of /accompgen/error, stable like the addresses.
 MISSING_FILE = "missing_file"  # the input path does not exist
@@ -22,9 +22,22 @@ INTERRUPTED = "interrupted"  # the bridge stopped twice while running this job
 INTERNAL = "internal"  # a bug: the message says what failed
 
 
+MAX_MESSAGE = 400  # characters of an error message: a 60 KB path must not come back whole
+MAX_SHOWN = 120  # characters of a value quoted inside a message
+
+
 class JobError(UserError):
     """A request the bridge turns down or a job that failed, with its public code."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
+        super().__init__(message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "...")
         self.code = code
+
+
+def shown(value: object) -> str:
+    """A value as a message quotes it: its type and repr, the middle cut out when it is long."""
+    text = f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
+    if len(text) <= MAX_SHOWN:
+        return text
+    half = (MAX_SHOWN - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"

@@ -2,7 +2,8 @@
 
 A restart re-queues a job that was running when the bridge stopped; a job interrupted twice is failed with
 that reason, so nothing is ever lost silently. The status file is what clients that cannot keep a socket
-open (ReaScripts) poll: it is rewritten atomically on every change.
+open (ReaScripts) poll: it is rewritten atomically on every change, and every second while the job is unfinished,
+with the time of writing (`heartbeat`) and the bridge's pid, so that a reader can tell a live bridge from a dead one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from accompgen_bridge.errors import BUSY, INTERRUPTED, UNKNOWN_JOB, JobError
+from accompgen_bridge.job_request import GenerateRequest
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -28,7 +30,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
-    request TEXT NOT NULL,        -- the generate arguments as JSON
+    request TEXT NOT NULL,        -- the GenerateRequest as JSON
     created REAL NOT NULL,
     updated REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 class Job:
     id: str
     state: str
-    request: dict[str, Any]
+    request: GenerateRequest
     attempts: int = 0
     stage: str = ""
     fraction: float = 0.0
@@ -58,6 +60,8 @@ class Job:
         status = asdict(self)
         del status["request"], status["attempts"]
         status["job_id"] = status.pop("id")
+        status["heartbeat"] = round(time.time(), 3)
+        status["bridge_pid"] = os.getpid()
         return status
 
 
@@ -90,7 +94,7 @@ class JobStore:
                 requeued.append(self.update(job.id, state=QUEUED, stage="", fraction=0.0))
         return requeued, failed
 
-    def submit(self, request: dict[str, Any]) -> Job:
+    def submit(self, request: GenerateRequest) -> Job:
         """A new queued job, or JobError(busy) when the queue holds max_queue unfinished jobs."""
         with self._lock:
             (pending,) = self._db.execute(
@@ -102,7 +106,7 @@ class JobStore:
             now = time.time()
             self._db.execute(
                 "INSERT INTO jobs (id, state, request, created, updated) VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.state, json.dumps(request), now, now),
+                (job.id, job.state, request.to_json(), now, now),
             )
         self._write_status(job)
         return job
@@ -163,10 +167,18 @@ class JobStore:
         self._write_status(job)
         return job
 
+    def unfinished(self) -> list[Job]:
+        return self._select("state IN (?, ?)", (QUEUED, RUNNING))
+
+    def beat(self) -> None:
+        """Rewrite the status file of every unfinished job: its heartbeat says the bridge is alive."""
+        for job in self.unfinished():
+            self._write_status(job)
+
     def status_path(self, job_id: str) -> Path:
         return self.status_dir / f"{job_id}.json"
 
-    def _select(self, where: str, params: tuple) -> list[Job]:
+    def _select(self, where: str, params: tuple[str, ...]) -> list[Job]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, state, request, attempts, stage, fraction, outputs, error_code, error_message"
@@ -174,7 +186,17 @@ class JobStore:
                 params,
             ).fetchall()
         return [
-            Job(id, state, json.loads(request), attempts, stage, fraction, json.loads(outputs), code, message)
+            Job(
+                id,
+                state,
+                GenerateRequest.from_json(request),
+                attempts,
+                stage,
+                fraction,
+                json.loads(outputs),
+                code,
+                message,
+            )
             for id, state, request, attempts, stage, fraction, outputs, code, message in rows
         ]
 
@@ -182,13 +204,27 @@ class JobStore:
         write_json_atomic(self.status_path(job.id), job.status())
 
 
+REPLACE_ATTEMPTS = 50  # x REPLACE_PAUSE_S: how long a reader on Windows may hold the file
+REPLACE_PAUSE_S = 0.02
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of either."""
+    """Readers see the old file or the new one, never half of either.
+
+    On Windows, replacing a file that a reader holds open fails with a sharing violation (PermissionError); the
+    reader lets go within milliseconds, so the replace is tried again for up to a second before giving up."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f)
-        os.replace(tmp, path)
+        for attempt in range(REPLACE_ATTEMPTS):
+            try:
+                os.replace(tmp, path)
+                break
+            except PermissionError:
+                if attempt == REPLACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(REPLACE_PAUSE_S)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

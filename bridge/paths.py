@@ -20,6 +20,7 @@ def default_state_dir() -> Path:
 def read_address(state_dir: Path) -> dict[str, Any] | None:
     """{pid, host, osc_port, tcp_port, version} of the bridge serving `state_dir`, if one wrote it."""
     try:
-        return json.loads((state_dir / ADDRESS_FILE).read_text())
+        address: dict[str, Any] = json.loads((state_dir / ADDRESS_FILE).read_text())
+        return address
     except (OSError, ValueError):
         return None

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from accompgen.audio import fit_length, resample
-from accompgen.errors import UserError
+from accompgen.core.audio import fit_length, resample
+from accompgen.core.errors import UserError
 
 
 def mix_for_playback(output: Path, vocal: Path | None) -> tuple[np.ndarray, int]:

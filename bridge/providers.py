@@ -11,16 +11,31 @@ from pathlib import Path
 import onnxruntime as ort
 import psutil
 
-from accompgen.errors import UserError
+from accompgen.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "tensorrt", "cuda", "cpu")
+# GroupQueryAttention with an attention_bias (the in-place cache) runs on the CPU since 1.22; MatMulNBits with
+# 8-bit weights (quantized bundles) too.
+MIN_ORT_VERSION = "1.22"
 _PROVIDER = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 _LIBRARIES = {  # a provider listed by onnxruntime still needs its runtime library on the machine
     "cuda": ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so"),
     "tensorrt": ("nvinfer_10.dll",) if sys.platform == "win32" else ("libnvinfer.so.10", "libnvinfer.so"),
 }
+
+
+# CUDA provider settings: an arena that grows by what is asked, not in doubling chunks (a long take would
+# otherwise reserve twice its cache); cuDNN's heuristic algorithm choice instead of benchmarking every new input
+# shape (the codec decoder sees a new length per chunk); copies in the default stream, as IOBinding expects.
+CUDA_OPTIONS = {
+    "arena_extend_strategy": "kSameAsRequested",
+    "cudnn_conv_algo_search": "HEURISTIC",
+    "do_copy_in_default_stream": "1",
+}
+# TensorRT builds an engine per input shape: it caches them, and runs in fp16 where the bundle does.
+TENSORRT_OPTIONS = {"trt_engine_cache_enable": "True", "trt_fp16_enable": "True"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,10 @@ class Device:
 
     kind: str
     providers: tuple[str, ...]
+
+    def provider_options(self) -> list[tuple[str, dict[str, str]]]:
+        options = {_PROVIDER["cuda"]: CUDA_OPTIONS, _PROVIDER["tensorrt"]: TENSORRT_OPTIONS}
+        return [(provider, options.get(provider, {})) for provider in self.providers]
 
     @property
     def ort_device(self) -> str:
@@ -77,9 +96,15 @@ def open_session(path: Path, device: Device) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(path), options, providers=list(device.providers))
+        session = ort.InferenceSession(str(path), options, providers=device.provider_options())
     except Exception as err:  # onnxruntime raises its own exception types for unreadable graphs
-        raise UserError(f"onnxruntime cannot load {path}: {err}") from err
+        hint = ""
+        if "GroupQueryAttention" in str(err) or "MatMulNBits" in str(err):
+            hint = (
+                f" (onnxruntime {ort.__version__} lacks an operator the graph uses: install onnxruntime >= "
+                f"{MIN_ORT_VERSION}, or export the bundle again with --cache growing and without --quantize)"
+            )
+        raise UserError(f"onnxruntime cannot load {path}: {err}{hint}") from err
     if session.get_providers()[0] != device.providers[0]:
         log.warning("%s fell back to %s", path.name, session.get_providers()[0])
     return session

@@ -7,15 +7,17 @@ seconds per phase, the whole run, and the process's peak resident memory. `accom
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-from accompgen_bridge.engine import Engine, Request
+from accompgen_bridge.engine import Engine
+from accompgen_bridge.job_request import GenerateRequest
 
 
-def time_phases(engine: Engine, request: Request) -> dict[str, float]:
+def time_phases(engine: Engine, request: GenerateRequest) -> dict[str, float]:
     """Seconds spent in each phase, from the progress callback's timestamps."""
     marks: dict[str, list[float]] = {}
     start = time.perf_counter()
@@ -38,9 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variations", type=int, default=1)
     args = parser.parse_args(argv)
     engine = Engine(args.bundle, args.device)
-    options = engine.sampling_options(seed=0, variations=args.variations)
-    request = Request(args.vocal, 0.0, args.seconds, options)
-    engine.generate(Request(args.vocal, 0.0, min(args.seconds, 0.5), options))  # warm up the sessions
+    request = GenerateRequest(args.vocal, 0.0, args.seconds, seed=0, variations=args.variations)
+    engine.generate(dataclasses.replace(request, duration_s=min(args.seconds, 0.5)))  # warm up the sessions
     timings = time_phases(engine, request)
     json.dump({"seconds": timings, "peak_rss_mb": peak_rss_mb(), "providers": engine.device.providers}, sys.stdout)
 
@@ -52,11 +53,11 @@ def peak_rss_mb() -> float:
 
     info = psutil.Process().memory_info()
     if hasattr(info, "peak_wset"):  # Windows
-        return info.peak_wset / 2**20
+        return float(info.peak_wset) / 2**20
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return info.rss / 2**20  # no peak available: the current size
+    return float(info.rss) / 2**20  # no peak available: the current size
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from accompgen.config import ModelConfig
+from accompgen.model.config import ModelConfig
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +19,13 @@ def tiny_delay_config(tiny_config) -> ModelConfig:
     """The tiny model with the coarse and fine stages in the delay pattern."""
     data = tiny_config.to_dict()
     for stage in ("coarse", "fine"):
-        data["stages"][stage]["codebook_pattern"] = "delay"
+        data["stages"][stage]["plan"]["pattern"] = "delay"
     return ModelConfig.from_dict(data)
 
 
 @pytest.fixture(scope="session")
 def tiny_parts(tiny_config):
-    from accompgen.model_dir import random_parts
+    from accompgen.model.model_dir import random_parts
 
     return random_parts(tiny_config, seed=0)
 
@@ -33,7 +33,7 @@ def tiny_parts(tiny_config):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A tiny random-init fp32 bundle written through the real command line."""
-    from accompgen.cli import main
+    from accompgen.apps.cli import main
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     assert main(["export", "--config", "tiny", "--random-init", "--out", str(out)]) == 0

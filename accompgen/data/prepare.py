@@ -19,11 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import EncodecConfig
 
+from accompgen.core.errors import UserError
+from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ, TokenLayout, frames_for, on_frame_grid
 from accompgen.data.stems import Song, SongError, SongSource
-from accompgen.data.tokenize import Tokenizer
-from accompgen.errors import UserError
-from accompgen.tokens import TokenLayout
+from accompgen.model.config import ModelConfig
+from accompgen.model.model_dir import KMEANS_FILE, save_config
+from accompgen.tokenizers.codec import check_codec
+from accompgen.tokenizers.pretrained import load_pretrained
+from accompgen.tokenizers.semantic import HubertFeatures, fit_kmeans
+from accompgen.tokenizers.tokenizer import Tokenizer, semantic_frames
 
 INDEX = "index.json"
 
@@ -36,6 +42,11 @@ class ClipSettings:
     vocal_noise_snr_db: float = 30.0  # white noise added to the vocals, this far below their RMS
     val_every: int = 20  # about one song in val_every is held out for evaluation (by a hash of its name)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("clip_s", "hop_s"):
+            if not on_frame_grid(getattr(self, name)) or getattr(self, name) <= 0:
+                raise UserError(f"{name} must be a positive multiple of 0.04 s (whole 50 Hz and 75 Hz frames)")
 
 
 @dataclass
@@ -60,31 +71,43 @@ def song_splits(songs: list[str], val_every: int) -> dict[str, str]:
     return splits
 
 
-def make_clips(
-    song: Song, settings: ClipSettings, rng: np.random.Generator
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(start sample, noisy vocals, accompaniment) of every clip with an audible vocal."""
+def audible_clips(song: Song, settings: ClipSettings) -> list[int]:
+    """Start samples of every clip whose vocal is audible."""
     length, hop = round(settings.clip_s * song.sample_rate), round(settings.hop_s * song.sample_rate)
-    clips = []
-    for start in range(0, len(song.vocals) - length + 1, hop):
-        vocals = song.vocals[start : start + length]
-        level = rms_db(vocals)
-        if level < settings.min_vocal_db:
-            continue
-        noise_std = 10 ** ((level - settings.vocal_noise_snr_db) / 20)
-        noisy = (vocals + rng.normal(0.0, noise_std, length)).astype(np.float32)
-        clips.append((start, noisy, song.accompaniment[start : start + length]))
-    return clips
+    return [
+        start
+        for start in range(0, len(song.vocals) - length + 1, hop)
+        if rms_db(song.vocals[start : start + length]) >= settings.min_vocal_db
+    ]
 
 
-def tokenize_clips(clips: list, rate: int, tokenizer: Tokenizer) -> dict[str, np.ndarray]:
-    """Shard arrays: vocal and instrumental semantic ids (C, F50), codes (C, K, F75), start samples (C,)."""
-    return {
-        "vocal_semantic": np.stack([tokenizer.semantic_ids(vocals, rate) for _, vocals, _ in clips]),
-        "inst_semantic": np.stack([tokenizer.semantic_ids(accompaniment, rate) for _, _, accompaniment in clips]),
-        "codes": np.stack([tokenizer.codes(accompaniment, rate) for _, _, accompaniment in clips]),
-        "starts": np.array([start for start, _, _ in clips], dtype=np.int64),
+def noisy_vocals(song: Song, starts: list[int], settings: ClipSettings, rng: np.random.Generator) -> np.ndarray:
+    """The vocals with white noise `vocal_noise_snr_db` below their level in the audible clips."""
+    length = round(settings.clip_s * song.sample_rate)
+    level = rms_db(np.concatenate([song.vocals[start : start + length] for start in starts]))
+    noise = rng.normal(0.0, 10 ** ((level - settings.vocal_noise_snr_db) / 20), len(song.vocals))
+    return (song.vocals + noise).astype(np.float32)
+
+
+def tokenize_song(song: Song, starts: list[int], vocals: np.ndarray, clip_s: float, tokenizer: Tokenizer) -> dict:
+    """Shard arrays: vocal and instrumental semantic ids (C, F50), codes (C, K, F75), start samples (C,).
+
+    The whole song is tokenized once and the clips are cut from its tokens: clips start on the 0.04 s grid, a whole
+    number of frames at both rates, so a clip's tokens are exactly the song's tokens at its frames."""
+    rate = song.sample_rate
+    whole = {
+        "vocal_semantic": tokenizer.semantic_ids(vocals, rate)[None],
+        "inst_semantic": tokenizer.semantic_ids(song.accompaniment, rate)[None],
+        "codes": tokenizer.codes(song.accompaniment, rate),
     }
+    rates = {"vocal_semantic": SEMANTIC_RATE_HZ, "inst_semantic": SEMANTIC_RATE_HZ, "codes": ACOUSTIC_RATE_HZ}
+    arrays = {}
+    for name, tokens in whole.items():
+        frames = frames_for(clip_s, rates[name])
+        firsts = [round(start / rate * rates[name]) for start in starts]
+        clips = np.stack([tokens[:, first : first + frames] for first in firsts])
+        arrays[name] = clips[:, 0] if name != "codes" else clips
+    return {**arrays, "starts": np.array(starts, dtype=np.int64)}
 
 
 def _shard_name(song: str) -> str:
@@ -146,21 +169,22 @@ def prepare(
             continue
         try:
             song = source.load()
-            clips = make_clips(song, settings, np.random.default_rng([settings.seed, number]))
-            if not clips:
+            starts = audible_clips(song, settings)
+            if not starts:
                 raise SongError(f"{source.name}: no {settings.clip_s:g} s clip has an audible vocal")
         except SongError as err:
             index["skipped"][source.name] = report.skipped[source.name] = str(err)
             _write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
             continue
         shard = _shard_name(source.name)
-        arrays = tokenize_clips(clips, song.sample_rate, tokenizer)
+        vocals = noisy_vocals(song, starts, settings, np.random.default_rng([settings.seed, number]))
+        arrays = tokenize_song(song, starts, vocals, settings.clip_s, tokenizer)
         _write_atomic(out / "shards" / shard, lambda f, arrays=arrays: np.savez(f, **arrays))
-        index["songs"][source.name] = {"shard": shard, "clips": len(clips)}
+        index["songs"][source.name] = {"shard": shard, "clips": len(starts)}
         index["skipped"].pop(source.name, None)
         _write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
         report.prepared.append(source.name)
-        report.clips += len(clips)
+        report.clips += len(starts)
     return report
 
 
@@ -187,3 +211,34 @@ def collect_features(
     if not features:
         raise UserError("no song could be read for k-means: " + "; ".join(skipped.values()))
     return np.concatenate(features), skipped
+
+
+def start_model_dir(
+    config: ModelConfig,
+    sources: Iterable[SongSource],
+    out: Path,
+    seconds_per_song: float,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, dict[str, str]]:
+    """A new model directory: the config, and k-means centroids of the semantic tokenizer's features of the
+    songs. Checks first that both tokenizers fit the config's token layout. Returns (feature frames, skipped)."""
+    check_codec(
+        load_pretrained(EncodecConfig, config.tokenizer.encodec, "EnCodec's config"),
+        config.tokens,
+        config.tokenizer.encodec,
+    )
+    features_model = HubertFeatures.from_pretrained(config.tokenizer.hubert, config.tokenizer.hubert_layer)
+    features, skipped = collect_features(
+        sources,
+        lambda audio, rate: semantic_frames(features_model, audio, rate),
+        seconds_per_song,
+        progress=lambda name: progress(f"HuBERT features of {name}") if progress else None,
+    )
+    if progress:
+        progress(f"k-means with {config.tokens.semantic_clusters} clusters on {len(features)} frames")
+    centroids = fit_kmeans(features, config.tokens.semantic_clusters, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / KMEANS_FILE, lambda f: np.save(f, centroids))
+    save_config(out, config)
+    return len(features), skipped

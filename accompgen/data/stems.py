@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from accompgen.errors import UserError
+from accompgen.core.errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg")
 IGNORED_STEMS = ("mixture",)
@@ -98,6 +98,8 @@ def folder_songs(root: str | Path) -> list[SongSource]:
     if not root.is_dir():
         raise UserError(f"{root} is not a folder of songs")
     folders = sorted({p.parent for suffix in AUDIO_SUFFIXES for p in root.rglob(f"*{suffix}")})
+    # hidden folders are staging areas of writers (a song being rendered), not songs
+    folders = [f for f in folders if not any(part.startswith(".") for part in f.relative_to(root).parts)]
     folders = [f for f in folders if any(p.stem.lower() == "vocals" for p in f.iterdir())]
     if not folders:
         raise UserError(f"no song folders under {root}: each needs vocals.wav plus accompaniment.wav or other stems")

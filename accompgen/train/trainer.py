@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import os
 import random
 import time
@@ -27,10 +26,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from accompgen.config import ModelConfig
-from accompgen.errors import UserError
-from accompgen.model import StageTransformer
-from accompgen.model_dir import CONFIG_FILE, stage_checkpoint_path
+from accompgen.core.errors import UserError
+from accompgen.model.config import ModelConfig
+from accompgen.model.model_dir import CONFIG_FILE, stage_checkpoint_path
+from accompgen.model.transformer import StageTransformer
+from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
+from accompgen.train.schedule import warmup_cosine
 from accompgen.train.windows import Batch, StageWindows
 
 
@@ -67,14 +68,6 @@ class Distributed:
         return self.rank == 0
 
 
-def lr_factor(step: int, settings: TrainSettings) -> float:
-    """Linear warmup to 1, then cosine down to min_lr_ratio at the last step."""
-    if step < settings.warmup_steps:
-        return (step + 1) / settings.warmup_steps
-    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
-    return settings.min_lr_ratio + (1 - settings.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def make_optimizer(model: StageTransformer, settings: TrainSettings) -> torch.optim.AdamW:
     decay = [p for n, p in model.named_parameters() if p.ndim == 2 and not n.startswith(("embed", "bias"))]
     rest = [p for n, p in model.named_parameters() if not (p.ndim == 2 and not n.startswith(("embed", "bias")))]
@@ -84,26 +77,28 @@ def make_optimizer(model: StageTransformer, settings: TrainSettings) -> torch.op
 
 def target_loss(model: torch.nn.Module, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of the target tokens only, each over its own stream's id range (as decoding samples it),
-    each predicted from everything before it; also the accuracy."""
+    each predicted from everything before it; also the accuracy. The tied head is applied to each stream's rows
+    of the embedding alone: the same logits as the full head, restricted, for a fraction of the work."""
     ids = torch.from_numpy(batch.ids).to(device)
     ticks = torch.from_numpy(batch.ticks).to(device)
     core = model.module if isinstance(model, DistributedDataParallel) else model
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits, _ = model(ids, ticks, core.empty_cache(len(ids), device))
+        hidden, _ = model(ids, ticks, core.empty_cache(len(ids), device), head=False)
     start = batch.condition_length  # position Lc + j predicts target step j
-    predictions = logits[:, start:-1].float()  # (B, J, V)
-    labels = ids[:, start + 1 :].reshape(*predictions.shape[:2], -1)  # (B, J, W)
-    total, correct, count = predictions.new_zeros(()), predictions.new_zeros(()), 0
+    hidden = hidden[:, start:-1].float()  # (B, J, C)
+    labels = ids[:, start + 1 :].reshape(*hidden.shape[:2], -1)  # (B, J, W)
+    weight = core.embed.weight.float()
+    total, correct, count = hidden.new_zeros(()), hidden.new_zeros(()), 0
     for slot in range(labels.shape[-1]):
         lo, hi = batch.lo[:, slot], batch.hi[:, slot]
-        valid = torch.from_numpy(lo >= 0).to(device)
-        size = int((hi - lo)[lo >= 0][0])  # the streams of one target all have the same size
-        index = torch.from_numpy(np.maximum(lo, 0)[:, None] + np.arange(size)).to(device)  # (J, size)
-        sliced = predictions.gather(-1, index.expand(len(ids), -1, -1))[:, valid]  # (B, J', size)
-        local = (labels[..., slot] - torch.from_numpy(lo).to(device))[:, valid]  # (B, J')
-        total = total + F.cross_entropy(sliced.reshape(-1, size), local.reshape(-1), reduction="sum")
-        correct = correct + (sliced.argmax(-1) == local).sum()
-        count += local.numel()
+        for offset in np.unique(lo[lo >= 0]):  # the steps of one stream share its id range
+            steps = torch.from_numpy(np.flatnonzero(lo == offset)).to(device)
+            size = int(hi[int(steps[0])] - offset)
+            logits = hidden[:, steps] @ weight[offset : offset + size].T  # (B, J', size)
+            local = labels[:, steps, slot] - int(offset)
+            total = total + F.cross_entropy(logits.reshape(-1, size), local.reshape(-1), reduction="sum")
+            correct = correct + (logits.argmax(-1) == local).sum()
+            count += local.numel()
     return total / count, correct / count
 
 
@@ -129,13 +124,14 @@ class Trainer:
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.parallel.local_rank)
         stage_config = self.config.stages[stage]
-        self.data = StageWindows(
-            tokens_dir, self.config.tokens, self.config.tokens.stages[stage], stage_config.window_s
-        )
+        self.data = StageWindows(tokens_dir, self.config.tokens, self.config.tokens.stages[stage], stage_config.plan)
         torch.manual_seed(settings.seed)
         self.model = StageTransformer(stage_config, self.config.tokens.vocab_size).to(self.device)
         self.optimizer = make_optimizer(self.model, settings)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(step, settings))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: warmup_cosine(step, settings.warmup_steps, settings.steps, settings.min_lr_ratio),
+        )
         self.step = 0
         self.checkpoint = stage_checkpoint_path(self.model_dir, stage)
         self.metrics = self.model_dir / "logs" / f"{stage}.jsonl"
@@ -155,19 +151,13 @@ class Trainer:
             "layout": self.config.tokens.to_dict(),
             "settings": dataclasses.asdict(self.settings),
         }
-        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint.with_suffix(".pt.partial")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint)  # a crash mid-save leaves the previous checkpoint whole
+        save_checkpoint(self.checkpoint, state)
 
     def resume(self) -> bool:
         """Continue from the stage's checkpoint, if there is one; it must come from this configuration."""
-        if not self.checkpoint.is_file():
+        state = load_checkpoint(self.checkpoint, self.device)
+        if state is None:
             return False
-        try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        except Exception as err:  # torch raises several types for a damaged file
-            raise UserError(f"{self.checkpoint} is not a readable checkpoint ({err}); delete it to start over") from err
         expected = dataclasses.asdict(self.config.stages[self.stage])
         if state.get("stage_config") != expected or state.get("layout") != self.config.tokens.to_dict():
             raise UserError(

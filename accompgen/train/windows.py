@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from accompgen.core.errors import UserError
+from accompgen.core.pipeline import StagePlan
+from accompgen.core.tokens import NULL, PATTERNS, Stage, TokenLayout, build_window
 from accompgen.data.prepare import read_index, song_splits
-from accompgen.errors import UserError
-from accompgen.tokens import NULL, PATTERNS, Stage, TokenLayout, build_window
 
 GRID_S = 0.04  # windows start on multiples of this: a whole number of 50 Hz and 75 Hz frames
 
@@ -19,7 +20,7 @@ class Batch:
     ids: np.ndarray  # (B, L), or (B, L, W) for W slots per position: condition, SEP, target steps
     ticks: np.ndarray  # (L,)
     condition_length: int  # Lc: position Lc holds SEP, target step j sits at Lc + 1 + j
-    lo: np.ndarray  # (J, W) the id range of every target slot (accompgen.tokens.step_bounds); -1: empty
+    lo: np.ndarray  # (J, W) the id range of every target slot (accompgen.core.tokens.step_bounds); -1: empty
     hi: np.ndarray  # (J, W)
 
 
@@ -31,20 +32,19 @@ class StageWindows:
         tokens_dir: str | Path,
         layout: TokenLayout,
         stage: Stage,
-        window_s: float,
-        pattern: str = "flat",
-        split: str = "train",
+        plan: StagePlan,
+        split: str = "train",  # train, val (about one song in val_every, by name) or all
     ):
         index = read_index(Path(tokens_dir))
         if index["layout"] != layout.to_dict():
             raise UserError(f"{tokens_dir} was prepared for another token layout than this model's")
         clip_s = index["clips"]["clip_s"]
-        if window_s > clip_s + 1e-9:
+        if plan.window_s > clip_s + 1e-9:
             raise UserError(
-                f"the {stage.name} window ({window_s:g} s) is longer than the prepared clips ({clip_s:g} s)"
+                f"the {stage.name} window ({plan.window_s:g} s) is longer than the prepared clips ({clip_s:g} s)"
             )
         splits = song_splits(sorted(index["songs"]), index["clips"]["val_every"])
-        shards = [song["shard"] for name, song in index["songs"].items() if splits[name] == split]
+        shards = [song["shard"] for name, song in index["songs"].items() if split in ("all", splits[name])]
         if not shards:
             raise UserError(f"{tokens_dir} holds no {split} songs: prepare more songs")
         arrays = [np.load(Path(tokens_dir) / "shards" / shard) for shard in shards]
@@ -56,23 +56,32 @@ class StageWindows:
             "fine": codes[:, layout.coarse_codebooks :],
         }
         self.stage = stage
-        self.window_s = window_s
-        self.pattern = PATTERNS[pattern]
-        self.offsets = round((clip_s - window_s) / GRID_S) + 1  # possible window starts per clip
+        self.window_s = plan.window_s
+        self.pattern = PATTERNS[plan.pattern]
+        self.offsets = round((clip_s - plan.window_s) / GRID_S) + 1  # possible window starts per clip
 
     def __len__(self) -> int:
         return len(self.tracks["vocal_semantic"])
 
-    def batch(self, clips: np.ndarray, rng: np.random.Generator, cond_dropout: float = 0.0) -> Batch:
+    def batch(
+        self,
+        clips: np.ndarray,
+        rng: np.random.Generator,
+        cond_dropout: float = 0.0,
+        condition_clips: np.ndarray | None = None,
+    ) -> Batch:
         """Sequences of the given clips at random grid offsets; with probability `cond_dropout` a row's whole
-        condition becomes NULL, which teaches the unconditional model classifier-free guidance needs."""
+        condition becomes NULL, which teaches the unconditional model classifier-free guidance needs.
+        `condition_clips` takes each row's condition from another clip (evaluation with a mismatched condition)."""
         starts = rng.integers(0, self.offsets, len(clips)) * GRID_S
+        condition_clips = clips if condition_clips is None else condition_clips
         rows = []
-        for clip, start_s in zip(clips, starts, strict=True):
+        for clip, condition_clip, start_s in zip(clips, condition_clips, starts, strict=True):
             tracks = {}
             for track in (*self.stage.condition, self.stage.target):
                 lo = round(start_s * track.rate_hz)
-                tracks[track.name] = self.tracks[track.name][clip : clip + 1, :, lo : lo + track.frames(self.window_s)]
+                row = clip if track is self.stage.target else condition_clip
+                tracks[track.name] = self.tracks[track.name][row : row + 1, :, lo : lo + track.frames(self.window_s)]
             target = tracks.pop(self.stage.target.name)
             rows.append(build_window(self.stage, tracks, target.shape[-1], target, self.pattern))
         ids = np.concatenate([row.prefix() for row in rows])  # (B, L, W): the whole target is known

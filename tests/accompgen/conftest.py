@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from accompgen.synth import sung_phrase
+from accompgen.core.synth import sung_phrase
+from accompgen.model.model_dir import save_config
+from tests.accompgen.token_folders import write_tokens
 
 
 def write_song(folder, seconds=6.0, seed=0, rate=44100):
@@ -31,9 +33,9 @@ def stems(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, tiny_config, stems):
-    from accompgen.cli import main
-    from accompgen.codec import random_codec
-    from accompgen.semantic import random_hubert
+    from accompgen.apps.cli import main
+    from accompgen.tokenizers.codec import random_codec
+    from accompgen.tokenizers.semantic import random_hubert
 
     root = tmp_path_factory.mktemp("model")
     random_hubert(1, tiny=True).model.save_pretrained(root / "hubert")
@@ -43,3 +45,12 @@ def model_dir(tmp_path_factory, tiny_config, stems):
     args += ["--hubert", str(root / "hubert"), "--hubert-layer", "1", "--encodec", str(root / "encodec")]
     assert main(args) == 0
     return out
+
+
+@pytest.fixture
+def synthetic(tmp_path, tiny_config):
+    """(model directory with the tiny config, token folder)."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    save_config(model_dir, tiny_config)
+    return model_dir, write_tokens(tmp_path / "tokens", tiny_config.tokens)

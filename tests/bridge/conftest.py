@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from accompgen.synth import sung_phrase
+from accompgen.core.synth import sung_phrase
 from accompgen_bridge.osc import Message, SlipDecoder, decode, encode, slip_frame
 
 WAIT_S = 30.0
@@ -63,7 +63,7 @@ def start_bridge(bundle: Path, state_dir: Path, *extra: str) -> BridgeProcess:
 
 @pytest.fixture
 def bridge(tiny_bundle, tmp_path) -> Iterator[BridgeProcess]:
-    server = start_bridge(tiny_bundle, tmp_path / "state", "--max-queue", "8")
+    server = start_bridge(tiny_bundle, tmp_path / "state", "--max-queue", "8", "--allow-output-dir", str(tmp_path))
     yield server
     server.stop()
 

@@ -1,6 +1,8 @@
 """Every bad request gets /accompgen/error with a clear code, and the server keeps serving."""
 
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,8 +64,9 @@ def test_bad_files(udp, bad_files, name, start, duration, code, words):
     [
         (11.0, 2.0, "bad_region", "outside"),
         (-1.0, 2.0, "bad_region", "negative"),
-        (0.0, 0.0, "bad_region", "positive"),
-        (0.0, -3.0, "bad_region", "positive"),
+        (0.0, 0.0, "bad_region", "at least"),
+        (0.0, -3.0, "bad_region", "at least"),
+        (0.0, 1e-6, "bad_region", "at least"),
         (0.0, 700.0, "too_long", "--max-duration"),
     ],
 )
@@ -114,7 +117,7 @@ def test_an_unwritable_output_dir(udp, vocal, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     _job, code, message = error_of(udp, "/accompgen/generate", str(vocal), 0.0, 1.0, "output_dir", str(blocker / "x"))
-    assert code == "output" and "cannot create the output directory" in message
+    assert code == "output" and "cannot be written" in message
 
 
 def test_garbage_on_udp(udp):
@@ -204,3 +207,13 @@ def test_slip_frames_split_across_reads(bridge):
         client.send_raw(bytes([byte]))
     assert client.receive_until("/accompgen/pong")[-1][0] == "/accompgen/pong"
     client.close()
+
+
+def test_a_second_bridge_on_a_busy_port_says_so_in_one_line(bridge, tiny_bundle, tmp_path):
+    """--state-dir after the subcommand, as the README writes it."""
+    command = [sys.executable, "-m", "accompgen_bridge.cli", "serve", "--bundle", str(tiny_bundle)]
+    command += ["--state-dir", str(tmp_path / "other"), "--osc-port", str(bridge.osc_port), "--tcp-port", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "is in use" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "other").is_dir()  # the option after the subcommand was taken

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from accompgen.decoding import SamplingOptions
-from accompgen.pipeline import generate_codes
-from accompgen.reference import TorchInference
+from accompgen.core.decoding import SamplingOptions
+from accompgen.core.pipeline import generate_codes
+from accompgen.model.torch_inference import TorchInference
 from accompgen_bridge.cli import main
-from accompgen_bridge.engine import Engine, Request
+from accompgen_bridge.engine import Engine
+from accompgen_bridge.job_request import GenerateRequest
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +27,14 @@ def test_ort_generation_equals_the_torch_reference(engine, tiny_parts):
     ours = generate_codes(
         manifest.tokens, windows, vocal, 3.2, {n: engine._inference_factory(n) for n in windows}, options
     )
-    torch_inference = {n: (lambda m=tiny_parts.stages[n]: TorchInference(m)) for n in windows}
+    torch_inference = {n: (lambda capacity, m=tiny_parts.stages[n]: TorchInference(m)) for n in windows}
     reference = generate_codes(manifest.tokens, windows, vocal, 3.2, torch_inference, options)
     np.testing.assert_array_equal(ours, reference)
 
 
 def test_progress_is_monotonic_and_ends_at_one(engine, vocal):
     seen = []
-    result = engine.generate(Request(str(vocal), 0.25, 1.1, engine.sampling_options(seed=1)), lambda *p: seen.append(p))
+    result = engine.generate(GenerateRequest(str(vocal), 0.25, 1.1, seed=1), lambda *p: seen.append(p))
     fractions = [f for _, f in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert next(phase for phase, _ in seen) == "encode" and seen[-1][0] == "decode"
@@ -42,7 +43,7 @@ def test_progress_is_monotonic_and_ends_at_one(engine, vocal):
 
 def test_a_region_shorter_than_the_decoder_minimum(engine, vocal):
     """0.05 s is 4 acoustic frames, fewer than the codec decoder's padding needs."""
-    result = engine.generate(Request(str(vocal), 3.0, 0.05, engine.sampling_options(seed=1)))
+    result = engine.generate(GenerateRequest(str(vocal), 3.0, 0.05, seed=1))
     assert result.audio.shape == (1, round(0.05 * 44100))
 
 
@@ -75,7 +76,7 @@ def test_cli_generate_writes_every_variation(tiny_bundle, vocal, tmp_path, capsy
 
 
 def test_cli_reports_a_bad_bundle_at_start(tmp_path, capsys):
-    (tmp_path / "manifest.yaml").write_text("format_version: 1\n")
+    (tmp_path / "manifest.yaml").write_text("format_version: 2\n")
     assert main(["--state-dir", str(tmp_path / "s"), "serve", "--bundle", str(tmp_path)]) == 2
     assert "lacks the key" in capsys.readouterr().err
 

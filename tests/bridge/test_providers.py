@@ -1,7 +1,7 @@
 import onnxruntime as ort
 import pytest
 
-from accompgen.errors import UserError
+from accompgen.core.errors import UserError
 from accompgen_bridge.providers import choose_device
 
 
@@ -25,3 +25,11 @@ def test_forcing_a_missing_device_says_so():
         choose_device("cuda")
     with pytest.raises(UserError, match="unknown device"):
         choose_device("tpu")
+
+
+def test_each_provider_gets_its_options():
+    from accompgen_bridge.providers import CUDA_OPTIONS, Device
+
+    device = Device("cuda", ("CUDAExecutionProvider", "CPUExecutionProvider"))
+    assert device.provider_options() == [("CUDAExecutionProvider", CUDA_OPTIONS), ("CPUExecutionProvider", {})]
+    assert CUDA_OPTIONS["cudnn_conv_algo_search"] == "HEURISTIC"

@@ -1,8 +1,8 @@
 import pytest
 
 import accompgen_export.bundle_writer as writer
-from accompgen.bundle import load_bundle
-from accompgen.errors import UserError
+from accompgen.core.bundle import load_bundle
+from accompgen.core.errors import UserError
 
 
 def test_a_non_bundle_directory_is_never_touched(tmp_path, tiny_parts):

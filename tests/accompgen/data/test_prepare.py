@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from accompgen.cli import main
-from accompgen.data.prepare import ClipSettings, make_clips, rms_db, song_splits
+from accompgen.apps.cli import main
+from accompgen.core.errors import UserError
+from accompgen.data.prepare import ClipSettings, audible_clips, noisy_vocals, rms_db, song_splits
 from accompgen.data.stems import Song
 
 from ..conftest import write_song
@@ -54,11 +55,15 @@ def test_silent_vocal_clips_are_dropped_and_vocals_get_noise():
     vocals = np.concatenate([np.zeros(2000), 0.5 * np.sin(np.arange(2000) / 3)]).astype(np.float32)
     song = Song("s", vocals, np.ones(4000, np.float32), rate)
     settings = ClipSettings(clip_s=1.0, hop_s=1.0, vocal_noise_snr_db=20.0)
-    clips = make_clips(song, settings, np.random.default_rng(0))
-    assert [start for start, _, _ in clips] == [2000, 3000]
-    noisy = clips[0][1]
-    noise_db = rms_db(noisy - vocals[2000:3000])
-    assert noise_db == pytest.approx(rms_db(vocals[2000:3000]) - 20.0, abs=0.5)
+    starts = audible_clips(song, settings)
+    assert starts == [2000, 3000]
+    noisy = noisy_vocals(song, starts, settings, np.random.default_rng(0))
+    assert rms_db(noisy - vocals) == pytest.approx(rms_db(vocals[2000:]) - 20.0, abs=0.5)
+
+
+def test_clip_lengths_off_the_frame_grid_are_refused():
+    with pytest.raises(UserError, match=r"multiple of 0\.04"):
+        ClipSettings(clip_s=1.01, hop_s=0.5)
 
 
 def test_splits_hold_out_about_one_song_in_twenty_and_never_none():

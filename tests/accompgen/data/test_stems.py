@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from accompgen.core.errors import UserError
 from accompgen.data.stems import SongError, folder_songs, load_song_folder
-from accompgen.errors import UserError
 
 
 def write(path, seconds=1.0, rate=44100, amplitude=0.3, freq=220.0):

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from accompgen.cli import main
-from accompgen.errors import UserError
-from accompgen.model_dir import load_stage
-from accompgen.train.trainer import Trainer, TrainSettings, lr_factor
+from accompgen.apps.cli import main
+from accompgen.core.errors import UserError
+from accompgen.model.model_dir import load_stage, save_config
+from accompgen.train.schedule import warmup_cosine
+from accompgen.train.trainer import Trainer, TrainSettings, target_loss
 from accompgen.train.windows import StageWindows
+from tests.accompgen.token_folders import write_tokens
 
 FAST = TrainSettings(steps=12, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=6, log_every=1, cond_dropout=0.1)
 
@@ -30,15 +32,28 @@ class Crash(Exception):
     pass
 
 
-def test_the_delay_pattern_learns_too(tmp_path, tiny_delay_config):
-    from accompgen.model_dir import save_config
-
-    from .conftest import write_tokens
-
+@pytest.fixture
+def delay_synthetic(tmp_path, tiny_delay_config):
+    """(model directory of the tiny config with delay-pattern coarse and fine stages, token folder)."""
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     save_config(model_dir, tiny_delay_config)
-    tokens = write_tokens(tmp_path / "tokens", tiny_delay_config.tokens)
+    return model_dir, write_tokens(tmp_path / "tokens", tiny_delay_config.tokens)
+
+
+def test_a_delay_stage_trains_on_delay_sequences(delay_synthetic, tiny_delay_config):
+    """The trainer lays its batches out by the stage's own plan, as generation and export do."""
+    trainer = Trainer(*delay_synthetic, "coarse", FAST, "cpu")
+    batch = trainer.data.batch(np.arange(2), np.random.default_rng(0))
+    width = tiny_delay_config.tokens.coarse_codebooks
+    frames = round(tiny_delay_config.stages["coarse"].plan.window_s * 75)
+    assert batch.ids.shape[2] == width  # W slots per position
+    assert batch.lo.shape == (frames + width - 1, width)  # J = F + K - 1 steps
+    assert (batch.lo[0, 1:] == -1).all()  # codebook k starts k steps late
+
+
+def test_the_delay_pattern_learns_too(delay_synthetic):
+    model_dir, tokens = delay_synthetic
     settings = TrainSettings(steps=150, batch_size=8, lr=1e-2, warmup_steps=20, checkpoint_every=1000, cond_dropout=0.0)
     losses = Trainer(model_dir, tokens, "fine", settings, "cpu").run()
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
@@ -94,8 +109,7 @@ def test_metrics_and_progress_through_the_command_line(synthetic, capsys):
 
 
 def test_learning_rate_warms_up_then_decays():
-    settings = TrainSettings(steps=100, warmup_steps=10, min_lr_ratio=0.1)
-    factors = [lr_factor(step, settings) for step in range(100)]
+    factors = [warmup_cosine(step, warmup_steps=10, steps=100, min_ratio=0.1) for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
     assert factors[-1] == pytest.approx(0.1, abs=0.01)
@@ -103,7 +117,9 @@ def test_learning_rate_warms_up_then_decays():
 
 def test_condition_dropout_replaces_the_whole_condition_with_null(synthetic, tiny_config):
     _, tokens = synthetic
-    data = StageWindows(tokens, tiny_config.tokens, tiny_config.tokens.stages["coarse"], 2.0)
+    data = StageWindows(
+        tokens, tiny_config.tokens, tiny_config.tokens.stages["coarse"], tiny_config.stages["coarse"].plan
+    )
     batch = data.batch(np.arange(64) % len(data), np.random.default_rng(0), cond_dropout=0.5)
     condition = batch.ids[:, : batch.condition_length]
     dropped = (condition == 1).all(axis=1)
@@ -115,7 +131,7 @@ def test_condition_dropout_replaces_the_whole_condition_with_null(synthetic, tin
 def test_torchrun_trains_two_processes_to_the_same_weights(synthetic):
     model_dir, tokens = synthetic
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += ["-m", "accompgen.cli", "train", "--stage", "semantic", "--model-dir", str(model_dir)]
+    command += ["-m", "accompgen.apps.cli", "train", "--stage", "semantic", "--model-dir", str(model_dir)]
     command += ["--data", str(tokens), "--steps", "5", "--batch-size", "2", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
@@ -124,3 +140,28 @@ def test_torchrun_trains_two_processes_to_the_same_weights(synthetic):
     digests = records[-1]["replica_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert torch.load(model_dir / "stages" / "semantic.pt", weights_only=True)["step"] == 5
+
+
+@pytest.mark.parametrize("config_name", ["tiny_config", "tiny_delay_config"])
+def test_the_loss_restricted_to_each_stream_equals_the_full_heads(request, tmp_path, config_name):
+    """The head applied to a stream's rows only gives the logits the full head gives there."""
+    import torch.nn.functional as F
+
+    from accompgen.model.transformer import StageTransformer
+
+    config = request.getfixturevalue(config_name)
+    tokens = write_tokens(tmp_path / "tokens", config.tokens)
+    data = StageWindows(tokens, config.tokens, config.tokens.stages["coarse"], config.stages["coarse"].plan)
+    batch = data.batch(np.arange(3), np.random.default_rng(0))
+    torch.manual_seed(0)
+    model = StageTransformer(config.stages["coarse"], config.tokens.vocab_size)
+    loss, _ = target_loss(model, batch, torch.device("cpu"))
+    ids = torch.from_numpy(batch.ids)
+    logits, _ = model(ids, torch.from_numpy(batch.ticks), model.empty_cache(len(ids)))
+    start = batch.condition_length
+    labels = ids[:, start + 1 :].reshape(len(ids), batch.lo.shape[0], -1)
+    losses = []
+    for j, w in zip(*np.nonzero(batch.lo >= 0), strict=True):
+        lo, hi = batch.lo[j, w], batch.hi[j, w]
+        losses.append(F.cross_entropy(logits[:, start + j, lo:hi], labels[:, j, w] - lo, reduction="none"))
+    assert torch.allclose(loss, torch.cat(losses).mean(), atol=1e-5)

@@ -1,0 +1,1 @@
+"""The applications on top of everything else: the `accompgen` command line, demo, benchmarks, recipe."""

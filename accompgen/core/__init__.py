@@ -1,0 +1,1 @@
+"""The numpy core: what training and the torch-free bridge share."""

@@ -1,0 +1,1 @@
+"""Held-out token metrics and Frechet Audio Distance (torch)."""

@@ -1,0 +1,1 @@
+"""The stage Transformer, its configuration, and model directories (torch)."""

@@ -1,0 +1,29 @@
+"""Checkpoint files: written atomically, read back with a clear message when damaged."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from accompgen.core.errors import UserError
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """A crash mid-save leaves the previous checkpoint whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device | None = None) -> dict[str, Any] | None:
+    """The checkpoint's state, or None when there is none yet."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for a damaged file
+        raise UserError(f"{path} is not a readable checkpoint ({err}); delete it to start over") from err

@@ -1,0 +1,113 @@
+"""The worker thread: runs queued jobs one at a time, from the typed request to WAVs on disk.
+
+It cannot die silently: an exception in a job fails that job with `internal` and the worker carries on; a bundle
+whose graphs cannot be loaded fails every queued job with that reason and makes the bridge answer every request
+with it, instead of queueing forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from accompgen.core.bundle import Manifest
+from accompgen_bridge.engine import Cancelled, Engine
+from accompgen_bridge.errors import INTERNAL, JobError
+from accompgen_bridge.handlers import BridgeState, Running
+from accompgen_bridge.jobs import CANCELLED, DONE, FAILED, QUEUED, Job
+from accompgen_bridge.osc import Message
+from accompgen_bridge.outputs import write_outputs
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.5  # the worker looks for queued jobs this often when nothing wakes it
+STATUS_WRITE_S = 0.25  # the status file is rewritten at most this often during a job
+
+Notify = Callable[[str, Message, bool], None]  # (job id, message, final): thread-safe, to the job's listeners
+
+
+class Worker:
+    def __init__(
+        self,
+        state: BridgeState,
+        bundle: Path,
+        device: str,
+        notify: Notify,
+        stopping: threading.Event,
+        manifest: Manifest | None = None,
+    ):
+        self.state, self.bundle, self.device, self.manifest = state, bundle, device, manifest
+        self.notify, self.stopping = notify, stopping
+
+    def run(self) -> None:
+        try:
+            engine = Engine(self.bundle, self.device, self.manifest)
+        except Exception as err:
+            self.state.engine_error = str(JobError(INTERNAL, f"the bundle's graphs could not be loaded: {err}"))
+            log.exception("cannot load the bundle's graphs")
+            for waiting in self.state.store.unfinished():
+                self._fail(waiting.id, INTERNAL, self.state.engine_error)
+            return
+        while not self.stopping.is_set():
+            job = self.state.store.next_queued()
+            if job is None:
+                self.state.job_waiting.wait(POLL_S)
+                self.state.job_waiting.clear()
+                continue
+            try:
+                self.run_job(engine, job)
+            except Exception as err:  # a failure while reporting the outcome: the job must still end
+                log.exception("job %s could not be finished", job.id)
+                self._fail(job.id, INTERNAL, f"{type(err).__name__}: {err}")
+
+    def run_job(self, engine: Engine, job: Job) -> None:
+        running = self.state.running = Running(job.id)
+        self.notify(job.id, ("/accompgen/progress", [job.id, running.stage, 0.0]), False)  # at least one per job
+        last_write = 0.0
+
+        def progress(stage: str, fraction: float) -> None:
+            nonlocal last_write
+            if running.cancel.is_set() or self.stopping.is_set():
+                raise Cancelled
+            running.stage, running.fraction = stage, fraction
+            if time.monotonic() - last_write >= STATUS_WRITE_S:
+                last_write = time.monotonic()
+                self.state.store.update(job.id, stage=stage, fraction=fraction)
+
+        request = job.request
+        try:
+            result = engine.generate(request, progress)
+            directory = self.state.outputs.directory(request.output_dir, request.local)  # again: links change
+            stem = Path(request.input_path).stem
+            outputs = write_outputs(directory, stem, job.id, result.audio, result.sample_rate, result.seeds)
+        except Cancelled:
+            self.state.running = None
+            self._stopped(job, running)
+            return
+        except JobError as err:
+            self.state.running = None
+            self._fail(job.id, err.code, str(err))
+            return
+        except Exception as err:
+            log.exception("job %s failed", job.id)
+            self.state.running = None
+            self._fail(job.id, INTERNAL, f"{type(err).__name__}: {err}")
+            return
+        self.state.running = None  # before the job's last reply, so that no heartbeat follows it
+        self.state.store.update(job.id, state=DONE, stage="done", fraction=1.0, outputs=outputs)
+        self.notify(job.id, ("/accompgen/done", [job.id, *outputs]), True)
+
+    def _stopped(self, job: Job, running: Running) -> None:
+        if self.stopping.is_set() and not running.cancel.is_set():
+            # a clean shutdown is no failure: the job goes back to the queue without using up an attempt
+            self.state.store.update(job.id, state=QUEUED, stage="", fraction=0.0, attempts=job.attempts - 1)
+            return
+        self.state.store.update(job.id, state=CANCELLED)
+        self.notify(job.id, ("/accompgen/cancelled", [job.id]), True)
+
+    def _fail(self, job_id: str, code: str, message: str) -> None:
+        self.state.store.update(job_id, state=FAILED, error_code=code, error_message=message)
+        self.notify(job_id, ("/accompgen/error", [job_id, code, message]), True)

@@ -1,0 +1,101 @@
+"""The chorale corpus from music21's real scores, rendered with the real soundfont."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given
+from hypothesis import strategies as st
+
+from accompgen.data.chorales import (
+    BPM_RANGE,
+    HOLDOUT_EVERY,
+    TRANSPOSE_RANGE,
+    CorpusSettings,
+    chorale_paths,
+    random_renditions,
+    read_chorale,
+    write_corpus,
+)
+from accompgen.data.stems import SongError, folder_songs
+
+pytest.importorskip("music21")
+pytest.importorskip("tinysoundfont")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    write_corpus(out, CorpusSettings(renditions=2, limit=2))
+    return out
+
+
+def test_every_tenth_chorale_is_held_out_and_rendered_once(corpus):
+    paths = chorale_paths()
+    held_out = {p.name.removesuffix(p.suffix) for i, p in enumerate(paths) if i % HOLDOUT_EVERY == 0}
+    test_songs = {p.name for p in (corpus / "test").iterdir()}
+    train_songs = {p.name for p in (corpus / "train").iterdir()}
+    assert test_songs and test_songs <= held_out
+    assert not {name.rsplit("-r", 1)[0] for name in train_songs} & held_out
+    assert all(name.endswith(("-r0", "-r1")) for name in train_songs)
+
+
+def test_songs_are_folders_prepare_reads(corpus):
+    songs = folder_songs(corpus / "train")
+    song = songs[0].load()
+    assert song.sample_rate == 24000
+    assert len(song.vocals) == len(song.accompaniment) > 10 * song.sample_rate
+    assert np.sqrt(np.mean(song.vocals**2)) > 0.01 and np.sqrt(np.mean(song.accompaniment**2)) > 0.01
+
+
+def test_a_second_run_keeps_what_is_there(corpus):
+    before = {p: p.stat().st_mtime_ns for p in corpus.rglob("*.flac")}
+    report = write_corpus(corpus, CorpusSettings(renditions=2, limit=2))
+    assert not report.written and len(report.reused) == 4
+    assert before == {p: p.stat().st_mtime_ns for p in corpus.rglob("*.flac")}
+
+
+def test_renditions_are_drawn_from_the_name_and_stay_in_range():
+    assert random_renditions("bwv1.6", 3) == random_renditions("bwv1.6", 3)
+    assert random_renditions("bwv1.6", 3) != random_renditions("bwv10.7", 3)
+
+
+@given(st.text(min_size=1, max_size=20), st.integers(min_value=1, max_value=4))
+def test_rendition_settings_lie_in_their_ranges(name, count):
+    for rendition in random_renditions(name, count):
+        assert -TRANSPOSE_RANGE <= rendition.transpose <= TRANSPOSE_RANGE
+        assert BPM_RANGE[0] <= rendition.bpm <= BPM_RANGE[1]
+
+
+def test_a_score_that_does_not_parse_is_a_song_error(tmp_path):
+    bad = tmp_path / "broken.mxl"
+    bad.write_bytes(b"not a score")
+    with pytest.raises(SongError, match=r"broken\.mxl"):
+        read_chorale(bad, 3)
+
+
+def test_a_score_without_four_voices_is_skipped_with_the_parts_it_has(tmp_path):
+    from music21 import note, stream
+
+    score = stream.Score([stream.Part([note.Note("C4")], id="Violin")])
+    score.parts[0].partName = "Violin"
+    path = tmp_path / "solo.musicxml"
+    score.write("musicxml", fp=str(path))
+    with pytest.raises(SongError, match=r"no Soprano, Alto, Tenor, Bass part .*Violin"):
+        read_chorale(path, 1)
+
+
+def test_the_render_follows_the_score(corpus):
+    """The soprano's loudest pitch class in the first seconds is the first note's, transposed."""
+    from accompgen.core.music import chroma
+
+    name = sorted(p.name for p in (corpus / "test").iterdir())[0]
+    index = [p.name.removesuffix(p.suffix) for p in chorale_paths()].index(name)
+    chorale = read_chorale(chorale_paths()[index], index)
+    rendition = random_renditions(name, 1)[0]
+    onset, length, pitch = chorale.voices["Soprano"][0]
+    vocal, rate = sf.read(corpus / "test" / name / "vocals.flac", dtype="float32")
+    spq = rendition.seconds_per_quarter
+    first = vocal[round(onset * spq * rate) : round((onset + length) * spq * rate)]
+    assert chroma(first, rate).vectors.mean(axis=0).argmax() == (pitch + rendition.transpose) % 12

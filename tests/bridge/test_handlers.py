@@ -1,0 +1,169 @@
+"""The handlers and the dispatcher without sockets: a real job store, real files, a peer that records replies."""
+
+import hmac
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+from accompgen_bridge.dispatcher import authorize, handle_message, split_credentials
+from accompgen_bridge.errors import JobError
+from accompgen_bridge.handlers import BridgeState, Running
+from accompgen_bridge.jobs import JobStore
+from accompgen_bridge.outputs import OutputPolicy
+
+
+@dataclass(eq=False)
+class Recorder:
+    """A peer: keeps what it is sent."""
+
+    host: str = "127.0.0.1"
+    port: int = 50000
+    received: list = field(default_factory=list)
+
+    def send(self, message):
+        self.received.append(message)
+
+    def udp_address(self):
+        return self.host, self.port
+
+
+@pytest.fixture
+def state(tmp_path):
+    store = JobStore(tmp_path / "state", max_queue=4)
+    allowed = tmp_path / "project"
+    allowed.mkdir()
+    outputs = OutputPolicy.create(tmp_path / "state" / "outputs", [allowed])
+    routes = {}
+
+    def reply_peer(peer, port):
+        return routes.setdefault(port, Recorder(port=port))
+
+    yield BridgeState(store=store, outputs=outputs, max_duration_s=60.0, own_ports={9000, 9001}, reply_peer=reply_peer)
+    store.close()
+
+
+def ask(state, address, *args, peer=None, token=None):
+    peer = peer or Recorder()
+    return handle_message(state, address, list(args), peer, token), peer
+
+
+def error_of(replies):
+    ((_peer, (address, args)),) = replies
+    assert address == "/accompgen/error", args
+    return args
+
+
+def test_output_dirs_are_confined_to_the_outputs_and_the_allowed_folders(state, vocal, tmp_path):
+    allowed = tmp_path / "project" / "media" / "accompgen"
+    for outside in ("/etc", str(tmp_path / "elsewhere"), str(tmp_path / "project" / ".." / "elsewhere"), "../../x"):
+        _job, code, message = error_of(
+            ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "output_dir", outside)[0]
+        )
+        assert code == "output" and ("outside" in message or "absolute" in message)
+    replies, _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "output_dir", str(allowed))
+    assert replies[0][1][0] == "/accompgen/accepted"
+    assert not allowed.exists()  # created when the job writes, not at submit
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_symlink_out_of_an_allowed_folder_is_followed_and_refused(state, vocal, tmp_path):
+    (tmp_path / "secret").mkdir()
+    os.symlink(tmp_path / "secret", tmp_path / "project" / "link")
+    _job, code, _message = error_of(
+        ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "output_dir", str(tmp_path / "project" / "link"))[0]
+    )
+    assert code == "output"
+
+
+def test_a_reply_port_of_the_bridge_itself_is_refused(state, vocal):
+    for port in (9000, 9001):
+        _job, code, message = error_of(ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "reply_port", port)[0])
+        assert code == "bad_argument" and "own port" in message
+
+
+def test_replies_that_come_back_are_never_answered(state):
+    for address, args in (
+        ("/accompgen/pong", ["0.1.0"]),
+        ("/accompgen/error", ["", "malformed", "x"]),
+        ("/accompgen/progress", ["abc", "coarse", 0.5]),
+        ("/accompgen/status", ["abc", "done", 1.0]),
+    ):
+        assert ask(state, address, *args)[0] == []
+
+
+def test_cancelling_a_queued_job_tells_its_submitter_once(state, vocal):
+    peer = Recorder()
+    replies, _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, peer=peer)
+    job_id = replies[0][1][1][0]
+    replies, _ = ask(state, "/accompgen/cancel", job_id, peer=peer)
+    assert replies == [(peer, ("/accompgen/cancelled", [job_id]))]
+
+
+def test_cancelling_a_running_job_adds_the_canceller_once(state, vocal):
+    peer = Recorder()
+    ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, peer=peer)
+    job = state.store.next_queued()
+    state.running = Running(job.id)
+    assert ask(state, "/accompgen/cancel", job.id, peer=peer)[0] == []
+    assert ask(state, "/accompgen/cancel", job.id, peer=peer)[0] == []
+    assert state.running.cancel.is_set() and state.listeners[job.id] == [peer]
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "words"),
+    [
+        ("folder", "unreadable", "is a folder"),
+        ("/dev/zero", "unreadable", "not a regular file"),
+        ("fifo", "unreadable", "not a regular file"),
+        ("/" + "x" * 300 + ".wav", "missing_file", "cannot be opened"),
+    ],
+)
+def test_things_that_are_not_audio_files_are_named_for_what_they_are(state, tmp_path, path, code, words):
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    target = path if path.startswith("/") else str(tmp_path / path)
+    _job, got, message = error_of(ask(state, "/accompgen/generate", target, 0.0, 1.0)[0])
+    assert got == code and words in message and len(message) < 400
+
+
+def test_a_region_too_short_to_accompany_is_a_bad_region_at_once(state, vocal):
+    _job, code, message = error_of(ask(state, "/accompgen/generate", str(vocal), 0.0, 1e-6)[0])
+    assert code == "bad_region" and "at least" in message
+
+
+def test_a_bundle_that_did_not_load_is_named_in_every_answer(state, vocal):
+    state.engine_error = "the bundle's graphs could not be loaded: stage_fine.onnx is broken"
+    for address, args in (("/accompgen/ping", []), ("/accompgen/generate", [str(vocal), 0.0, 1.0])):
+        _job, code, message = error_of(ask(state, address, *args)[0])
+        assert code == "internal" and "stage_fine.onnx" in message
+
+
+def test_credentials_are_taken_off_the_arguments_in_either_order():
+    expected = (["a", 1], {"token": "t", "local_key": "k"})
+    assert split_credentials(["a", 1, "token", "t", "local_key", "k"]) == expected
+    assert split_credentials(["a", 1, "local_key", "k", "token", "t"]) == expected
+    assert split_credentials(["token"]) == (["token"], {})
+
+
+def test_the_token_is_checked_in_constant_time(monkeypatch):
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    authorize("s3cret", "s3cret")
+    assert compared == [(b"s3cret", b"s3cret")]
+    for given in (None, "s3cre", 5, "\udc80"):
+        with pytest.raises(JobError) as err:
+            authorize(given, "s3cret")
+        assert err.value.code == "unauthorized"
+    authorize(None, None)  # a bridge without a token asks for none
+
+
+def test_the_local_key_lets_this_machines_user_write_anywhere(state, vocal, tmp_path):
+    state.local_key = "the-key"
+    anywhere = str(tmp_path / "reaper project" / "Media")
+    for key, accepted in (("the-key", True), ("a-guess", False)):
+        replies, _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "output_dir", anywhere, "local_key", key)
+        assert (replies[0][1][0] == "/accompgen/accepted") == accepted
+    job = state.store.next_queued()
+    assert job.request.local and job.request.output_dir == anywhere
