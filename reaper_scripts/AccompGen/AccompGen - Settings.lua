@@ -1,13 +1,13 @@
 -- @description AccompGen: Settings
--- @version 0.1.0
+-- @version 0.2.0
 -- @author AccompGen
+-- @noindex
 -- @about
---   The bridge command (accompgen-bridge, or its full path), the bundle the bridge serves, CFG scale,
---   temperature, seed (blank = a new random one each run) and variations. Stored in REAPER's ExtState.
--- @provides
---   [nomain] accompgen_lib.lua
+--   The bridge command (the full path of accompgen-bridge: REAPER started from the macOS Finder does not see your
+--   shell's PATH), the bundle the bridge serves, CFG scale, temperature, seed (blank = a new random one each run)
+--   and variations. Stored in REAPER's ExtState.
 -- @changelog
---   First release.
+--   Fields may hold commas; the bridge command is stored as a full path.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
@@ -17,18 +17,22 @@ local current = {}
 for i, key in ipairs(lib.SETTING_ORDER) do current[i] = settings[key] end
 
 while true do
+  -- one answer per line: a path with a comma must not shift the fields after it
   local ok, answer = reaper.GetUserInputs("AccompGen settings", #lib.SETTING_ORDER,
-    lib.CAPTIONS .. ",extrawidth=220", table.concat(current, ","))
+    lib.CAPTIONS .. ",extrawidth=220,separator=\n", table.concat(current, "\n"))
   if not ok then return end
   local entered, i = {}, 0
-  for value in (answer .. ","):gmatch("([^,]*),") do
+  for value in (answer .. "\n"):gmatch("([^\n]*)\n") do
     i = i + 1
     entered[lib.SETTING_ORDER[i] or "extra"] = value
   end
   local cleaned, problem = lib.validate_settings(entered)
   if cleaned then
-    lib.save_settings(cleaned)
-    return
+    cleaned.bridge_command, problem = lib.resolve_command(cleaned.bridge_command)
+    if cleaned.bridge_command then
+      lib.save_settings(cleaned)
+      return
+    end
   end
   lib.message(problem)
   for j, key in ipairs(lib.SETTING_ORDER) do current[j] = entered[key] or "" end

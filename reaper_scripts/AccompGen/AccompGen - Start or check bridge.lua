@@ -1,54 +1,100 @@
 -- @description AccompGen: Start or check bridge
--- @version 0.1.0
+-- @version 0.2.0
 -- @author AccompGen
+-- @noindex
 -- @about
 --   Pings the AccompGen bridge. If none is running, starts one in the background with the bundle folder from
---   AccompGen: Settings, waits for it to answer, and says clearly what is missing when it cannot.
--- @provides
---   [nomain] accompgen_lib.lua
+--   AccompGen: Settings, waits for it to answer, and says clearly what is missing when it cannot. REAPER stays
+--   responsive meanwhile.
 -- @changelog
---   First release.
+--   Waits for the bridge without blocking REAPER; finds accompgen-bridge outside REAPER's PATH.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
 
-local START_WAIT_S = 20
+local START_WAIT_S = 30
+local PING_EVERY_S = 1
 
 local settings = lib.load_settings()
+local started_at, ping, last_ping_at
 
-local reply, err = lib.call_bridge(settings, { "ping", "--timeout", "2" }, 10000)
-if reply then
-  lib.message(("The AccompGen bridge %s is running (port %d)."):format(reply.version, math.floor(reply.port)))
-  return
-end
-if err:find("was not found") then
-  lib.message(err)
-  return
-end
-if settings.bundle == "" then
-  lib.message("No bridge is running, and no bundle folder is set to start one with.\n\n"
-    .. "Set it in AccompGen: Settings (a folder written by `accompgen export`).")
-  return
-end
-if not reaper.file_exists(settings.bundle .. "/manifest.yaml") then
-  lib.message(("The bundle folder %s holds no manifest.yaml: point Settings to a folder written by "
-    .. "`accompgen export`."):format(settings.bundle))
-  return
+local function say(text)
+  lib.message(text)
 end
 
--- -1: do not wait; the bridge keeps running after this script ends
-reaper.ExecProcess(lib.command_line(settings.bridge_command, { "serve", "--bundle", settings.bundle }), -1)
+local function serve_line()
+  return ("%s serve --bundle %s"):format(settings.bridge_command, lib.quote(settings.bundle) or settings.bundle)
+end
 
-local started = reaper.time_precise()
+--- After starting the bridge: ping every second until it answers or START_WAIT_S have passed.
 local function wait_for_bridge()
-  local answer = lib.call_bridge(settings, { "ping", "--timeout", "1" }, 5000)
-  if answer then
-    lib.message(("Started the AccompGen bridge %s with %s."):format(answer.version, settings.bundle))
-  elseif reaper.time_precise() - started > START_WAIT_S then
-    lib.message(("The bridge did not answer within %d s. Run this in a terminal to see why:\n\n%s"):format(
-      START_WAIT_S, lib.command_line(settings.bridge_command, { "serve", "--bundle", settings.bundle })))
+  local state, reply = "running", nil
+  if ping then state, reply = lib.poll(ping) end
+  if state == "done" then
+    say(("Started the AccompGen bridge %s with %s."):format(reply.version, settings.bundle))
+    return
+  end
+  if reaper.time_precise() - started_at > START_WAIT_S then
+    say(("The bridge did not answer within %d s. Run this in a terminal to see why:\n\n%s"):format(
+      START_WAIT_S, serve_line()))
+    return
+  end
+  if state == "failed" then ping = nil end -- it has answered: its reply file is gone, none is left behind
+  -- a new ping only once the last one has answered, at most one per PING_EVERY_S
+  if not ping and (not last_ping_at or reaper.time_precise() - last_ping_at > PING_EVERY_S) then
+    ping, last_ping_at = lib.start_call(settings, { "ping", "--timeout", "1" }), reaper.time_precise()
+  end
+  reaper.defer(wait_for_bridge)
+end
+
+local function start_bridge()
+  if settings.bundle == "" then
+    say("No bridge is running, and no bundle folder is set to start one with.\n\n"
+      .. "Set it in AccompGen: Settings (a folder written by `accompgen export`).")
+    return
+  end
+  if not reaper.file_exists(settings.bundle .. "/manifest.yaml") then
+    say(("The bundle folder %s holds no manifest.yaml: point Settings to a folder written by "
+      .. "`accompgen export`."):format(settings.bundle))
+    return
+  end
+  local bundle = lib.quote(settings.bundle)
+  if not bundle then
+    say("The bundle folder's path holds \", ' and ` at once: REAPER cannot pass it on. Rename the folder.")
+    return
+  end
+  -- -1: do not wait (-2 on Windows: do not wait, minimised, so its console window stays out of the way); the
+  -- bridge keeps running after this script ends
+  reaper.ExecProcess(settings.bridge_command .. " serve --bundle " .. bundle, lib.is_windows() and -2 or -1)
+  started_at = reaper.time_precise()
+  wait_for_bridge()
+end
+
+--- The first ping: an answer means a bridge runs; a bridge that cannot load its bundle says why.
+local function first_answer()
+  local state, reply_or_message, reply = lib.poll(ping)
+  if state == "running" then
+    reaper.defer(first_answer)
+  elseif state == "done" then
+    say(("The AccompGen bridge %s is running (port %d)."):format(reply_or_message.version,
+      math.floor(reply_or_message.port)))
+  elseif reply and reply.error == "internal" then
+    say("The AccompGen bridge is running but cannot generate:\n\n" .. reply_or_message)
   else
-    reaper.defer(wait_for_bridge)
+    ping = nil
+    start_bridge()
   end
 end
-wait_for_bridge()
+
+local resolved, problem = lib.resolve_command(settings.bridge_command)
+if not resolved then
+  say(problem)
+  return
+end
+settings.bridge_command = resolved
+ping, problem = lib.start_call(settings, { "ping", "--timeout", "2" })
+if not ping then
+  say(problem)
+  return
+end
+first_answer()

@@ -1,7 +1,12 @@
+-- @noindex
 -- AccompGen shared library for the ReaScripts: settings, bridge calls, item regions, JSON, the progress window.
--- Loaded with dofile() from the scripts' own folder. REAPER's Lua has no sockets, so every call to the bridge
--- runs the `accompgen-bridge` command line through reaper.ExecProcess (quick calls only: it blocks the UI),
--- and running jobs are followed by reading their status files from a reaper.defer loop.
+-- Loaded with dofile() from the scripts' own folder.
+--
+-- REAPER's Lua has no sockets, so the scripts run the `accompgen-bridge` command line. reaper.ExecProcess is not a
+-- shell: REAPER splits the command line itself, and it blocks the UI while it waits. So every call is started
+-- without waiting, its answer written by the bridge to a reply file the script polls from its defer loop, and
+-- whatever comes from the user or the project (paths with quotes, spaces, any letters) travels in a JSON request
+-- file, never on the command line.
 
 local M = {}
 
@@ -15,14 +20,24 @@ M.DEFAULTS = {
   variations = "1",
 }
 M.SETTING_ORDER = { "bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations" }
-M.CAPTIONS = "Bridge command,Bundle folder (for Start bridge),CFG scale,Temperature,Seed (blank = random),Variations"
+M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG scale,Temperature,"
+  .. "Seed (blank = random),Variations"
 
 -- REAPER action ids used by the scripts.
 M.CMD_RENDER_TO_NEW_TAKE = 40601 -- Item: Render items to new take
 M.CMD_DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
 
+M.REPLY_TIMEOUT_S = 30 -- a bridge call whose reply file has not appeared by then failed
+M.HEARTBEAT_STALE_S = 10 -- a status file older than this while its job is unfinished: is the bridge alive?
+
+-- Formats every libsndfile the bridge runs on reads; anything else is rendered to a WAV first.
+M.READABLE = { wav = true, wave = true, flac = true, aif = true, aiff = true, ogg = true }
+
+local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
+M.LIMITS = dofile(script_dir .. "accompgen_limits.lua")
+
 ---------------------------------------------------------------------------------------------------------------
--- JSON (the bridge prints one object per call; status files hold one object)
+-- JSON (replies and status files in, request files out)
 
 local function json_error(text, pos, what)
   error(("bad JSON at %d: %s in %q"):format(pos, what, text:sub(math.max(1, pos - 10), pos + 10)), 0)
@@ -119,6 +134,29 @@ function M.json_decode(text)
   return value
 end
 
+local function encode_string(text)
+  return '"' .. text:gsub('[%c"\\]', function(c)
+    local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return named[c] or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+--- Encode a flat table of strings, numbers and booleans as a JSON object (keys sorted: stable files).
+function M.json_encode_object(object)
+  local keys = {}
+  for key in pairs(object) do keys[#keys + 1] = key end
+  table.sort(keys)
+  local parts = {}
+  for _, key in ipairs(keys) do
+    local value = object[key]
+    local encoded = type(value) == "string" and encode_string(value)
+      or type(value) == "number" and (math.type(value) == "integer" and tostring(value) or ("%.17g"):format(value))
+      or tostring(value)
+    parts[#parts + 1] = encode_string(key) .. ":" .. encoded
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 ---------------------------------------------------------------------------------------------------------------
 -- Settings in ExtState
 
@@ -137,76 +175,180 @@ function M.save_settings(settings)
   end
 end
 
+local LABELS = { cfg_scale = "CFG scale", temperature = "Temperature" }
+
+local function in_limits(name, value)
+  local low, high = M.LIMITS[name][1], M.LIMITS[name][2]
+  local message = ("%s must be a number from %g to %g."):format(LABELS[name] or name, low, high)
+  return value ~= nil and value >= low and value <= high, message
+end
+
 --- Check user-entered settings; returns a table of cleaned settings or nil, message.
 function M.validate_settings(settings)
   local cleaned = {}
   for _, key in ipairs(M.SETTING_ORDER) do cleaned[key] = (settings[key] or ""):match("^%s*(.-)%s*$") end
   if cleaned.bridge_command == "" then return nil, "The bridge command must not be empty." end
-  local cfg = tonumber(cleaned.cfg_scale)
-  if not cfg or cfg < 0 or cfg > 20 then return nil, "CFG scale must be a number from 0 to 20." end
-  local temperature = tonumber(cleaned.temperature)
-  if not temperature or temperature < 0 or temperature > 5 then return nil, "Temperature must be a number from 0 to 5." end
-  if cleaned.seed ~= "" and not cleaned.seed:match("^%d+$") then
-    return nil, "Seed must be a whole number, or blank for a random one."
+  for _, key in ipairs({ "cfg_scale", "temperature" }) do
+    local ok, message = in_limits(key, tonumber(cleaned[key]))
+    if not ok then return nil, message end
+  end
+  if cleaned.seed ~= "" then
+    local ok = cleaned.seed:match("^%d+$") and in_limits("seed", tonumber(cleaned.seed))
+    if not ok then return nil, ("Seed must be a whole number from 0 to %d, or blank."):format(M.LIMITS.seed[2]) end
   end
   local variations = tonumber(cleaned.variations)
-  if not variations or variations ~= math.floor(variations) or variations < 1 or variations > 8 then
-    return nil, "Variations must be a whole number from 1 to 8."
+  if not variations or variations ~= math.floor(variations) or not in_limits("variations", variations) then
+    return nil, ("Variations must be a whole number from %d to %d."):format(M.LIMITS.variations[1],
+      M.LIMITS.variations[2])
   end
   return cleaned
 end
 
 ---------------------------------------------------------------------------------------------------------------
--- Running the bridge command line
+-- Command lines as REAPER splits them
 
 function M.is_windows()
   return reaper.GetOS():match("^Win") ~= nil
 end
 
---- Quote one argument for the platform's command line: CreateProcess rules on Windows, /bin/sh elsewhere.
+--- Quote one argument for reaper.ExecProcess. Windows hands the line to the program, which splits it by the C
+-- runtime's rules (double quotes; backslashes double before a quote). Elsewhere REAPER splits it itself: ", '
+-- and ` each group words and nothing else is special, so the argument goes in whichever of them it lacks.
 function M.quote(arg, windows)
   arg = tostring(arg)
   if windows == nil then windows = M.is_windows() end
   if windows then
-    -- backslashes before a quote (or the end) are doubled, the quote itself escaped
     local escaped = arg:gsub('(\\*)"', function(slashes) return slashes .. slashes .. '\\"' end)
     escaped = escaped:gsub("(\\+)$", "%1%1")
     return '"' .. escaped .. '"'
   end
-  return "'" .. arg:gsub("'", "'\\''") .. "'"
+  for _, mark in ipairs({ '"', "'", "`" }) do
+    if not arg:find(mark, 1, true) then return mark .. arg .. mark end
+  end
+  return nil, ("%s holds \", ' and ` at once: REAPER cannot pass it to a program"):format(arg)
 end
 
---- The bridge command (a user setting, possibly with arguments of its own) followed by quoted arguments.
-function M.command_line(bridge_command, args)
-  local parts = { bridge_command }
-  for _, arg in ipairs(args) do parts[#parts + 1] = M.quote(arg) end
-  return table.concat(parts, " ")
+--- Split a command line the way REAPER does on macOS and Linux (for finding the program of a command).
+function M.split_command(line)
+  local words, i = {}, 1
+  while i <= #line do
+    local c = line:sub(i, i)
+    if c:match("%s") then
+      i = i + 1
+    elseif c == '"' or c == "'" or c == "`" then
+      local close = line:find(c, i + 1, true) or #line + 1
+      words[#words + 1] = line:sub(i + 1, close - 1)
+      i = close + 1
+    else
+      local stop = line:find("[%s\"'`]", i) or #line + 1
+      words[#words + 1] = line:sub(i, stop - 1)
+      i = stop
+    end
+  end
+  return words
 end
 
---- Run `accompgen-bridge ARGS...` and decode the JSON object it prints.
--- Returns the object, or nil and a message a user can act on.
-function M.call_bridge(settings, args, timeout_ms)
-  local output = reaper.ExecProcess(M.command_line(settings.bridge_command, args), timeout_ms or 20000)
-  if not output then
-    return nil, "The bridge command did not finish in time: " .. settings.bridge_command
-  end
-  local code, text = output:match("^(%-?%d+)\r?\n(.*)$")
-  code = tonumber(code)
-  local last_line = (text or ""):match("([^\r\n]*)[\r\n]*$") or ""
-  local reply = M.json_decode(last_line)
-  if type(reply) == "table" then
-    if reply.error then return nil, reply.message or reply.error, reply end
-    return reply
-  end
-  if code == 127 or code == 9009 or (text or ""):lower():find("not found") or (text or ""):find("not recognized") then
-    return nil, ("The bridge command '%s' was not found. Install AccompGen (pip install accompgen) "
-      .. "and set the command in AccompGen: Settings."):format(settings.bridge_command)
-  end
-  return nil, ("The bridge command failed (exit %s): %s"):format(tostring(code), (text or ""):sub(1, 300))
+local function is_absolute(path)
+  return path:match("^/") or path:match("^%a:[/\\]") or path:match("^\\\\")
 end
 
-function M.read_status(path)
-  local file = io.open(path, "r")
+--- The bridge command with its program as an absolute path: REAPER started from the macOS Finder sees only
+-- PATH=/usr/bin:/bin:/usr/sbin:/sbin, so a bare name would not be found. Searches the PATH REAPER has, then the
+-- places pip puts scripts. Returns the command or nil, message.
+function M.resolve_command(command)
+  if reaper.file_exists(command) then return M.quote(command) end -- a path with spaces, typed without quotes
+  local words = M.split_command(command)
+  local program = words[1] or ""
+  if is_absolute(program) then
+    if reaper.file_exists(program) then return command end
+    return nil, ("%s was not found: set the full path of accompgen-bridge in AccompGen: Settings."):format(program)
+  end
+  local windows = M.is_windows()
+  local separator, slash = windows and ";" or ":", windows and "\\" or "/"
+  local home = os.getenv("HOME") or os.getenv("USERPROFILE") or ""
+  local folders = {}
+  for folder in ((os.getenv("PATH") or "") .. separator):gmatch("([^" .. separator .. "]*)" .. separator) do
+    if folder ~= "" then folders[#folders + 1] = folder end
+  end
+  for _, folder in ipairs({ home .. "/.local/bin", "/usr/local/bin", "/opt/homebrew/bin" }) do
+    folders[#folders + 1] = folder
+  end
+  for _, folder in ipairs(folders) do
+    for _, suffix in ipairs(windows and { ".exe", "" } or { "" }) do
+      local candidate = folder .. slash .. program .. suffix
+      if reaper.file_exists(candidate) then
+        local quoted = M.quote(candidate, windows)
+        return quoted .. command:sub(#program + 1)
+      end
+    end
+  end
+  return nil, ("%s was not found (REAPER looked in its PATH, ~/.local/bin, /usr/local/bin and /opt/homebrew/bin): "
+    .. "set its full path in AccompGen: Settings, e.g. /home/me/accompgen/.venv/bin/accompgen-bridge."):format(program)
+end
+
+---------------------------------------------------------------------------------------------------------------
+-- Calls to the bridge: started without waiting, answered through files
+
+--- A folder of the script's own for request and reply files.
+function M.work_dir()
+  local dir = reaper.GetResourcePath() .. "/Data/AccompGen"
+  reaper.RecursiveCreateDirectory(dir, 0)
+  return dir
+end
+
+local call_count = 0
+
+--- A fresh file name in the work folder.
+function M.work_file(kind)
+  call_count = call_count + 1
+  return ("%s/%s-%d-%d-%d.json"):format(M.work_dir(), kind, os.time(), math.random(0, 1 << 30), call_count)
+end
+
+function M.write_file(path, text)
+  local file, err = io.open(path, "wb")
+  if not file then return nil, err end
+  file:write(text)
+  file:close()
+  return true
+end
+
+--- Start `accompgen-bridge ARGS... --reply FILE` and return at once. Returns a call {reply = FILE, started = t}
+-- for `poll`, or nil, message when the program is not there.
+function M.start_call(settings, args)
+  local program = M.split_command(settings.bridge_command)[1] or ""
+  if not (is_absolute(program) and reaper.file_exists(program)) then
+    return nil, ("The bridge command %s was not found: set its full path in AccompGen: Settings."):format(program)
+  end
+  local reply = M.work_file("reply")
+  local parts = { settings.bridge_command }
+  for _, arg in ipairs(args) do
+    local quoted, err = M.quote(arg)
+    if not quoted then return nil, err end
+    parts[#parts + 1] = quoted
+  end
+  parts[#parts + 1] = "--reply"
+  parts[#parts + 1] = M.quote(reply)
+  reaper.ExecProcess(table.concat(parts, " "), M.is_windows() and -2 or -1) -- -2: no wait, minimised (Windows)
+  return { reply = reply, started = reaper.time_precise() }
+end
+
+--- Where a started call stands: "running"; "done", reply; or "failed", message (and the reply, if any).
+function M.poll(call)
+  local reply = M.read_json(call.reply)
+  if reply ~= nil then
+    os.remove(call.reply)
+    if type(reply) ~= "table" then return "failed", "The bridge answered something that is not JSON." end
+    if reply.error then return "failed", reply.message or reply.error, reply end
+    return "done", reply
+  end
+  if reaper.time_precise() - call.started > M.REPLY_TIMEOUT_S then
+    return "failed", ("The bridge command gave no answer within %d s."):format(M.REPLY_TIMEOUT_S)
+  end
+  return "running"
+end
+
+function M.read_json(path)
+  local file = io.open(path, "rb")
   if not file then return nil end
   local text = file:read("a")
   file:close()
@@ -214,81 +356,103 @@ function M.read_status(path)
 end
 
 ---------------------------------------------------------------------------------------------------------------
--- Where a take's audio lies
+-- What the listener hears of a take, and where it lies
 
 local function root_source(take)
   local source = reaper.GetMediaItemTake_Source(take)
-  local offset, reversed = 0, false
+  local offset, reversed, section_length = 0, false, nil
   while true do
     local parent = reaper.GetMediaSourceParent(source)
     if not parent then break end
-    local ok, section_offset, _, is_reversed = reaper.PCM_Source_GetSectionInfo(source)
+    local ok, section_offset, length, is_reversed = reaper.PCM_Source_GetSectionInfo(source)
     if ok then
       offset = offset + section_offset
       reversed = reversed or is_reversed
+      section_length = section_length or length -- the outermost section is what loops
     end
     source = parent
   end
-  return source, offset, reversed
+  return source, offset, reversed, section_length
+end
+
+local function take_volume_envelope(take)
+  local envelope = reaper.GetTakeEnvelopeByName(take, "Volume")
+  if not envelope then return false end
+  local _, active = reaper.GetSetEnvelopeInfo_String(envelope, "ACTIVE", "", false)
+  return active ~= "0" and reaper.CountEnvelopePoints(envelope) > 0
+end
+
+--- Why the bridge would hear other audio than the user does from the file alone, or nil.
+local function render_reason(item, take, file, start, length, reversed, loop_length)
+  local extension = (file:match("%.([%w]+)$") or ""):lower()
+  if not M.READABLE[extension] then return ("a %s file"):format(extension ~= "" and extension or "non-WAV") end
+  if reaper.TakeFX_GetCount(take) > 0 then return "take FX" end
+  if reaper.GetTakeNumStretchMarkers(take) > 0 then return "stretch markers" end
+  if reversed then return "a reversed take" end
+  if reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE") ~= 1 then return "a playrate other than 1" end
+  if reaper.GetMediaItemTakeInfo_Value(take, "D_PITCH") ~= 0 then return "a pitch shift" end
+  if reaper.GetMediaItemTakeInfo_Value(take, "I_CHANMODE") ~= 0 then return "a channel mode" end
+  if take_volume_envelope(take) then return "a take volume envelope" end
+  if start < 0 or start + length > loop_length + 1e-6 then return "a looped source" end
 end
 
 --- The file and region the bridge must read for an item, or why the take must be rendered first.
--- Returns region {file, start, length, position} or nil, reason_to_render, or nil, nil, error message.
+-- Returns region {file, start, length, position}, reason_to_render (or nil), or nil, nil, error message.
 function M.item_region(item)
   local take = reaper.GetActiveTake(item)
   if not take then return nil, nil, "the item has no take" end
   if reaper.TakeIsMIDI(take) then return nil, nil, "it is a MIDI item: select an audio take" end
-  local source, section_offset, reversed = root_source(take)
+  local source, section_offset, reversed, section_length = root_source(take)
   local file = reaper.GetMediaSourceFileName(source)
   if file == "" or not reaper.file_exists(file) then
     return nil, nil, ("its source file is offline or missing (%s)"):format(file ~= "" and file or "no file")
   end
-  local position = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+  local startoffs = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
   local length = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
-  local start = section_offset + reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
-  local region = { file = file, start = start, length = length, position = position }
-  if reaper.TakeFX_GetCount(take) > 0 then return region, "take FX" end
-  if reaper.GetTakeNumStretchMarkers(take) > 0 then return region, "stretch markers" end
-  if reversed then return region, "a reversed take" end
-  if reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE") ~= 1 then return region, "a playrate other than 1" end
-  local source_length = reaper.GetMediaSourceLength(source)
-  if start < 0 or start + length > source_length + 1e-6 then return region, "a looped item" end
-  return region
+  local region = {
+    file = file,
+    start = section_offset + startoffs,
+    length = length,
+    position = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
+  }
+  -- a section loops over its own length, not over the whole file
+  local loop_length = section_length or reaper.GetMediaSourceLength(source)
+  return region, render_reason(item, take, file, startoffs, length, reversed, loop_length)
 end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Project edits
 
-local function selected_items()
+local function selected_items(proj)
   local items = {}
-  for i = 0, reaper.CountSelectedMediaItems(0) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(0, i) end
+  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
   return items
 end
 
-local function select_only(items)
-  reaper.SelectAllMediaItems(0, false)
+local function select_only(proj, items)
+  reaper.SelectAllMediaItems(proj, false)
   for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
 end
 
---- Render the item's active take to a new take (FX, playrate, stretch markers, reversal and looping applied),
--- read its file, then delete that temporary take again. The selection and the active take are restored.
--- Returns the rendered file (the caller deletes it when its job has ended) or nil, message.
-function M.render_region(item)
-  local selection, original = selected_items(), reaper.GetActiveTake(item)
-  reaper.Undo_BeginBlock()
+--- Render the item's active take to a new take (FX, pitch, envelopes, looping applied), read its file, then delete
+-- that temporary take again. The selection and the active take are restored. Returns the rendered file (the caller
+-- deletes it when its job has ended) or nil, message.
+function M.render_region(proj, item)
+  local selection, original = selected_items(proj), reaper.GetActiveTake(item)
+  reaper.Undo_BeginBlock2(proj)
   reaper.PreventUIRefresh(1)
-  select_only({ item })
-  reaper.Main_OnCommand(M.CMD_RENDER_TO_NEW_TAKE, 0)
+  select_only(proj, { item })
+  reaper.Main_OnCommandEx(M.CMD_RENDER_TO_NEW_TAKE, 0, proj)
   local rendered = reaper.GetActiveTake(item)
   local file
   if rendered and rendered ~= original then
     file = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(rendered))
-    reaper.Main_OnCommand(M.CMD_DELETE_ACTIVE_TAKE, 0)
+    reaper.Main_OnCommandEx(M.CMD_DELETE_ACTIVE_TAKE, 0, proj)
     reaper.SetActiveTake(original)
   end
-  select_only(selection)
+  select_only(proj, selection)
   reaper.PreventUIRefresh(-1)
-  reaper.Undo_EndBlock("AccompGen: render vocal take for generation", -1)
+  reaper.Undo_EndBlock2(proj, "AccompGen: render vocal take for generation", -1)
   if not file or file == "" then return nil, "REAPER could not render the take" end
   return file
 end
@@ -299,26 +463,37 @@ local function track_name(track)
   return name
 end
 
---- Insert finished jobs: per vocal track one new track right under it, per job one item at the vocal item's
--- position and length, every variation a take named by its seed. One undo block, UI refresh held meanwhile.
-function M.insert_accompaniments(jobs)
-  local finished = {}
+--- Insert finished jobs into the project they came from: per vocal track one new track right under it (at the end
+-- of the project, named after the job, when the vocal track was deleted meanwhile), per job one item at the vocal
+-- item's position and length, every variation a take named by its seed. One undo block, UI refresh held
+-- meanwhile. Returns how many jobs were inserted and the outputs that could not be (their project was closed).
+function M.insert_accompaniments(proj, jobs)
+  local finished, stranded = {}, {}
   for _, job in ipairs(jobs) do
     if job.state == "done" and job.outputs and #job.outputs > 0 then finished[#finished + 1] = job end
   end
-  if #finished == 0 then return 0 end
-  reaper.Undo_BeginBlock()
+  if #finished == 0 then return 0, stranded end
+  if not reaper.ValidatePtr(proj, "ReaProject*") then
+    for _, job in ipairs(finished) do
+      for _, path in ipairs(job.outputs) do stranded[#stranded + 1] = path end
+    end
+    return 0, stranded
+  end
+  reaper.Undo_BeginBlock2(proj)
   reaper.PreventUIRefresh(1)
   local created = {}
   for _, job in ipairs(finished) do
-    local vocal_track = job.track
-    local track = created[vocal_track]
+    local vocal_track = reaper.ValidatePtr2(proj, job.track, "MediaTrack*") and job.track or nil
+    local key = vocal_track or job
+    local track = created[key]
     if not track then
-      local index = math.floor(reaper.GetMediaTrackInfo_Value(vocal_track, "IP_TRACKNUMBER")) -- 1-based: next slot
-      reaper.InsertTrackAtIndex(index, true)
-      track = reaper.GetTrack(0, index)
-      reaper.GetSetMediaTrackInfo_String(track, "P_NAME", track_name(vocal_track) .. " - accompaniment", true)
-      created[vocal_track] = track
+      local index = vocal_track and math.floor(reaper.GetMediaTrackInfo_Value(vocal_track, "IP_TRACKNUMBER"))
+        or reaper.CountTracks(proj)
+      reaper.InsertTrackInProject(proj, index, 0)
+      track = reaper.GetTrack(proj, index)
+      local name = vocal_track and track_name(vocal_track) or job.track_name
+      reaper.GetSetMediaTrackInfo_String(track, "P_NAME", name .. " - accompaniment", true)
+      created[key] = track
     end
     local item = reaper.AddMediaItemToTrack(track)
     reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
@@ -331,9 +506,9 @@ function M.insert_accompaniments(jobs)
     end
   end
   reaper.PreventUIRefresh(-1)
-  reaper.Undo_EndBlock("AccompGen: insert accompaniment", -1)
+  reaper.Undo_EndBlock2(proj, "AccompGen: insert accompaniment", -1)
   reaper.UpdateArrange()
-  return #finished
+  return #finished, stranded
 end
 
 ---------------------------------------------------------------------------------------------------------------
@@ -365,7 +540,7 @@ function M.draw_window(jobs)
   for _, job in ipairs(jobs) do
     gfx.set(0.9, 0.9, 0.9, 1)
     gfx.x, gfx.y = layout.margin, y
-    gfx.printf("%s: %s", job.label, job.message or job.state)
+    gfx.drawstr(("%s: %s"):format(job.label, job.message or job.state))
     draw_bar(layout.margin, y + layout.row, gfx.w - 2 * layout.margin, layout.row / 2, job.fraction or 0)
     y = y + layout.row * 2
   end
@@ -374,7 +549,7 @@ function M.draw_window(jobs)
   gfx.rect(bx, by, layout.button_w, layout.button_h, 1)
   gfx.set(1, 1, 1, 1)
   gfx.x, gfx.y = bx + 18, by + 4
-  gfx.printf("%s", "Cancel")
+  gfx.drawstr("Cancel")
   gfx.update()
   local clicked = gfx.mouse_cap & 1 == 1
   local inside = gfx.mouse_x >= bx and gfx.mouse_x <= bx + layout.button_w and gfx.mouse_y >= by

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
-from accompgen.synth import sung_phrase
+from accompgen.core.synth import sung_phrase
 
 from ..bridge.conftest import start_bridge
 from .simulator import Project, Simulation
@@ -21,8 +23,14 @@ START = SCRIPTS / "AccompGen - Start or check bridge.lua"
 
 
 def bridge_command(state_dir: Path) -> str:
-    """The bridge CLI of this environment, pointed at one state directory, as a user would type it."""
+    """The bridge CLI of this environment, absolute, pointed at one state directory, as a user would set it."""
     return shlex.join([sys.executable, "-m", "accompgen_bridge.cli", "--state-dir", str(state_dir)])
+
+
+def submitted_requests(state_dir: Path) -> list[dict]:
+    """What the bridge's job store holds for every job, oldest first: the request as the bridge received it."""
+    with sqlite3.connect(state_dir / "jobs.sqlite3") as db:
+        return [json.loads(row[0]) for row in db.execute("SELECT request FROM jobs ORDER BY created")]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +42,8 @@ def running_bridge(tiny_bundle, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vocal_file(tmp_path_factory) -> Path:
-    """20 s of singing in a folder and file name with spaces, quotes and non-ASCII letters."""
-    folder = tmp_path_factory.mktemp("audio") / "my session's audio"
+    """20 s of singing in a folder and file name with spaces, both quotes, a comma and non-ASCII letters."""
+    folder = tmp_path_factory.mktemp("audio") / 'my session\'s "best" audio, take 2'
     folder.mkdir()
     path = folder / "Lead vocal “take 3” é.wav"
     sf.write(path, sung_phrase(20.0, 44100), 44100)
@@ -44,11 +52,13 @@ def vocal_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def project(tmp_path) -> Project:
-    return Project(tmp_path)
+    return Project(tmp_path / "Song")
 
 
-def simulate(project: Project, script: Path, settings: dict[str, str] | None = None) -> Simulation:
-    sim = Simulation(project, script)
+def simulate(
+    project: Project | list[Project], script: Path, settings: dict[str, str] | None = None, os_name: str = "Linux"
+) -> Simulation:
+    sim = Simulation(project, script, os_name)
     for key, value in (settings or {}).items():
         sim.reaper.ext_state[("AccompGen", key)] = value
     return sim

@@ -1,13 +1,23 @@
-"""A strict REAPER stand-in for running the real ReaScripts under Lua 5.4 (lupa).
+"""A strict REAPER stand-in for running the real ReaScripts under Lua 5.4 (lupa): it models REAPER, not Linux.
 
 Every `reaper.*` and `gfx.*` name a script touches is checked against api-signatures.txt (REAPER 7.40): a name
-REAPER does not have, or an argument of the wrong type, raises and fails the test. The project model holds
-just what the scripts use: tracks, items, takes, sources (with sections), ExtState, undo blocks, UI-refresh
-holds, deferred callbacks (run when the test says), gfx calls (recorded) and ExecProcess (runs the command).
+REAPER does not have, or an argument of the wrong type, raises and fails the test. What the real REAPER does and a
+kinder stand-in would hide:
+- ExecProcess is no shell. On macOS and Linux REAPER splits the line itself (", ' and ` group words, nothing else
+  is special); on Windows the program splits it by the C runtime's rules. The program runs without a shell, with
+  the PATH a GUI app gets (macOS Finder: /usr/bin:/bin:/usr/sbin:/sbin); one that cannot be started gives nil.
+  Waiting calls block the UI: the simulator times every script tick, ExecProcess included.
+- Several projects (tabs); pointers are only valid in their own project, and a deleted track or a closed project
+  used in a call fails the test (REAPER would crash or corrupt the project).
+- Takes have pitch, channel mode, volume envelopes and sections that loop over their own length; sources may be in
+  formats only REAPER decodes (M4A, ...): their file is not audio to libsndfile.
+- On Windows, a file a script has open cannot be replaced: the simulator records whether the script leaves a
+  status file open past its tick.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -24,6 +34,12 @@ SIGNATURES = Path(__file__).with_name("api-signatures.txt")
 # Lua-only functions: the signature file lists them without their (callback) parameters.
 UNCHECKED = {"atexit", "defer", "get_action_context", "gmem_attach", "gmem_read", "gmem_write", "runloop"}
 GFX_VARIABLES = {"w", "h", "x", "y", "r", "g", "b", "a", "mouse_x", "mouse_y", "mouse_cap", "mouse_wheel", "texth"}
+GFX_MISSING_FROM_SIGNATURES = {"drawstr"}  # exists in REAPER; the signatures file omits it
+GUI_PATH = {  # the PATH REAPER sees when started from the desktop
+    "Linux": "/usr/bin:/bin:/usr/sbin:/sbin",
+    "macOS-arm64": "/usr/bin:/bin:/usr/sbin:/sbin",
+    "Win64": r"C:\Windows\system32;C:\Windows",
+}
 
 
 def load_signatures() -> dict[str, list[str] | None]:
@@ -37,6 +53,8 @@ def load_signatures() -> dict[str, list[str] | None]:
         table, name, params = match.groups()
         types = [p.split(":", 1)[1].strip() for p in params.split(", ")] if params else []
         signatures[f"{table}.{name}"] = None if table == "gfx" or name in UNCHECKED else types
+    for name in GFX_MISSING_FROM_SIGNATURES:
+        signatures[f"gfx.{name}"] = None
     return signatures
 
 
@@ -44,13 +62,77 @@ class ApiError(Exception):
     """A call REAPER would refuse: the test fails with this message."""
 
 
+def split_posix(line: str) -> list[str]:
+    """REAPER's own splitting on macOS and Linux: ", ' and ` group words; backslashes are plain characters."""
+    words, i = [], 0
+    while i < len(line):
+        c = line[i]
+        if c.isspace():
+            i += 1
+        elif c in "\"'`":
+            close = line.find(c, i + 1)
+            close = len(line) if close < 0 else close
+            words.append(line[i + 1 : close])
+            i = close + 1
+        else:
+            match = re.compile(r"[\s\"'`]").search(line, i)
+            stop = match.start() if match else len(line)
+            words.append(line[i:stop])
+            i = stop
+    return words
+
+
+def split_windows(line: str) -> list[str]:
+    """How a Windows program splits its command line (CommandLineToArgvW / the C runtime): double quotes group,
+    2n backslashes before a quote give n and the quote counts, 2n+1 give n and a literal quote."""
+    words, current, quoted, i, started = [], [], False, 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "\\":
+            run = len(line) - i - len(line[i:].lstrip("\\"))
+            if i + run < len(line) and line[i + run] == '"':
+                current.append("\\" * (run // 2))
+                if run % 2:
+                    current.append('"')
+                    i += run + 1
+                else:
+                    i += run
+                started = True
+                continue
+            current.append("\\" * run)
+            i += run
+            started = True
+        elif c == '"':
+            quoted, started = not quoted, True
+            i += 1
+        elif c in " \t" and not quoted:
+            if started:
+                words.append("".join(current))
+                current, started = [], False
+            i += 1
+        else:
+            current.append(c)
+            started = True
+            i += 1
+    if started:
+        words.append("".join(current))
+    return words
+
+
 @dataclass(eq=False)
 class Source:
     file: str
     length: float
-    kind: str = "WAVE"  # WAVE, MIDI or SECTION
+    kind: str = "WAVE"  # WAVE, MIDI, SECTION, or another format REAPER decodes itself (MP4 for M4A, ...)
     parent: Source | None = None
     section: tuple[float, float, bool] = (0.0, 0.0, False)  # offset, length, reversed (SECTION only)
+    decoded: str | None = None  # for formats libsndfile cannot read: a WAV of what REAPER's decoder gives
+
+
+@dataclass(eq=False)
+class Envelope:
+    active: bool = True
+    points: list[tuple[float, float]] = field(default_factory=list)  # (time, gain)
 
 
 @dataclass(eq=False)
@@ -59,8 +141,11 @@ class Take:
     name: str = ""
     startoffs: float = 0.0
     playrate: float = 1.0
+    pitch: float = 0.0  # semitones
+    chanmode: int = 0  # 0 normal, 1 reverse stereo, 2 downmix, 3 left, 4 right
     fx: int = 0
     stretch_markers: int = 0
+    volume_envelope: Envelope | None = None
 
 
 @dataclass(eq=False)
@@ -81,13 +166,21 @@ class Track:
 
 @dataclass(eq=False)
 class Project:
+    """One project tab. `path` is its folder; `saved` says whether it has a file (else it is untitled)."""
+
     path: Path
     tracks: list[Track] = field(default_factory=list)
+    saved: bool = True
+    undo_open: int = 0
+    undo_blocks: list[str] = field(default_factory=list)  # descriptions, one per closed block
 
     def add_track(self, name: str) -> Track:
         track = Track(name)
         self.tracks.append(track)
         return track
+
+    def delete_track(self, track: Track) -> None:
+        self.tracks.remove(track)
 
     def add_audio_item(self, track: Track, file: Path, position: float, length: float, startoffs: float = 0.0) -> Item:
         info = sf.info(str(file))
@@ -99,12 +192,17 @@ class Project:
     def items(self) -> list[Item]:
         return [item for track in self.tracks for item in track.items]
 
+    @property
+    def media_path(self) -> Path:
+        return self.path / "Media"
+
 
 TYPES = {
     "MediaTrack": Track,
     "MediaItem": Item,
     "MediaItem_Take": Take,
     "PCM_source": Source,
+    "TrackEnvelope": Envelope,
 }
 
 
@@ -145,33 +243,40 @@ class Gfx:
         return None
 
     def texts(self) -> list[str]:
-        return [" ".join(str(a) for a in args[1:]) for name, args in self.calls if name == "printf"]
+        return [str(args[0]) for name, args in self.calls if name == "drawstr"]
 
 
 class Reaper:
     """The `reaper` table. Public attributes hold what tests inspect."""
 
-    def __init__(self, project: Project, script: Path, os_name: str = "Linux"):
+    def __init__(self, projects: list[Project], script: Path, os_name: str, resource_path: Path):
         self._signatures = load_signatures()
         self._impl: dict[str, Callable[..., Any]] = {
             name[4:]: getattr(self, name) for name in dir(type(self)) if name.startswith("api_")
         }
-        self.project = project
+        self.projects = list(projects)  # open tabs
+        self.current = projects[0]
         self.script = script
         self.os_name = os_name
+        self.resource_path = resource_path
         self.ext_state: dict[tuple[str, str], str] = {}
         self.messages: list[str] = []
+        self.answers: list[int] = []  # what ShowMessageBox answers to questions (yes/no boxes), in order
         self.console: list[str] = []
         self.user_inputs: list[tuple[bool, str]] = []  # answers GetUserInputs gives, in order
         self.user_input_calls: list[tuple[str, int, str, str]] = []
         self.deferred: list[Any] = []
         self.exit_hooks: list[Any] = []
-        self.undo_open = 0
-        self.undo_blocks: list[str] = []  # descriptions, one per closed block
         self.refresh_holds = 0
         self.commands: list[int] = []
-        self.exec_calls: list[str] = []
+        self.exec_calls: list[str] = []  # command lines, as the script built them
+        self.exec_argv: list[list[str]] = []  # what the program received, split as REAPER splits
         self.background: list[subprocess.Popen] = []
+        self.tick_seconds: list[float] = []  # wall time of every script run and deferred callback
+
+    @property
+    def project(self) -> Project:
+        return self.current
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -190,14 +295,28 @@ class Reaper:
 
         return checked
 
-    @staticmethod
-    def _check(name: str, types: list[str], args: tuple) -> None:
+    def _check(self, name: str, types: list[str], args: tuple) -> None:
         required = [t for t in types if t != "optional"]
         if not len(required) <= len(args) <= len(types):
             raise ApiError(f"reaper.{name} takes {len(types)} arguments, got {len(args)}: {args!r}")
         for i, (kind, value) in enumerate(zip(types, args, strict=False)):
             if not _matches(kind, value):
                 raise ApiError(f"reaper.{name} argument {i + 1} must be {kind}, got {type(value).__name__} {value!r}")
+            if name not in ("ValidatePtr", "ValidatePtr2"):
+                self._alive(name, value)
+
+    def _alive(self, name: str, value: Any) -> None:
+        """A pointer to something deleted, or into a closed project, would crash REAPER."""
+        if isinstance(value, Project) and value not in self.projects:
+            raise ApiError(f"reaper.{name} was given a project that has been closed")
+        if isinstance(value, Track) and self._project_of_track(value) is None:
+            raise ApiError(f"reaper.{name} was given a track that has been deleted")
+
+    def _project_of_track(self, track: Track) -> Project | None:
+        return next((p for p in self.projects if track in p.tracks), None)
+
+    def _proj(self, proj: Any) -> Project:
+        return self.current if proj is None or proj == 0 else proj
 
     # -- the script's own context -----------------------------------------------------------------------------
 
@@ -216,9 +335,20 @@ class Reaper:
     def api_time_precise(self) -> float:
         return time.monotonic()
 
+    def api_GetResourcePath(self) -> str:
+        return str(self.resource_path)
+
+    def api_RecursiveCreateDirectory(self, path: str, ignored: int) -> int:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return 1
+
     def api_ShowMessageBox(self, msg: str, title: str, kind: int) -> int:
         self.messages.append(msg)
-        return 1
+        if kind == 0:
+            return 1
+        if not self.answers:
+            raise ApiError(f"the script asked a question the test did not answer: {msg}")
+        return self.answers.pop(0)
 
     def api_ShowConsoleMsg(self, msg: str) -> None:
         self.console.append(msg)
@@ -238,28 +368,71 @@ class Reaper:
 
     def api_ExecProcess(self, cmdline: str, timeout_ms: int) -> str | None:
         self.exec_calls.append(cmdline)
-        if timeout_ms == -1:  # REAPER starts it and does not wait
-            self.background.append(
-                subprocess.Popen(cmdline, shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
-            return None
-        timeout = None if timeout_ms == 0 else timeout_ms / 1000
+        argv = split_windows(cmdline) if self.os_name.startswith("Win") else split_posix(cmdline)
+        self.exec_argv.append(argv)
+        env = {**os.environ, "PATH": GUI_PATH.get(self.os_name, GUI_PATH["Linux"])}
         try:
-            done = subprocess.run(cmdline, shell=True, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
+            if timeout_ms in (-1, -2):  # REAPER starts it and does not wait
+                self.background.append(
+                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                )
+                return None
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env=env, check=False, timeout=timeout_ms / 1000 or None
+            )
+        except (OSError, IndexError, subprocess.TimeoutExpired):  # no such program, an empty line, too slow
             return None
         return f"{done.returncode}\n{done.stdout}"
 
-    # -- undo and refresh -------------------------------------------------------------------------------------
+    # -- projects, undo and refresh -----------------------------------------------------------------------------
+
+    def api_EnumProjects(self, index: int) -> tuple:
+        project = self.current if index == -1 else (self.projects[index] if 0 <= index < len(self.projects) else None)
+        if project is None:
+            return (None, "")
+        return (project, str(project.path / "project.rpp") if project.saved else "")
+
+    def api_SelectProjectInstance(self, proj: Project) -> None:
+        self.current = proj
+
+    def api_ValidatePtr(self, pointer: Any, kind: str) -> bool:
+        if kind == "ReaProject*":
+            return isinstance(pointer, Project) and pointer in self.projects
+        raise ApiError(f"ValidatePtr: the simulator models ReaProject* only, not {kind}")
+
+    def api_ValidatePtr2(self, proj: Any, pointer: Any, kind: str) -> bool:
+        project = self._proj(proj)
+        if project not in self.projects:
+            return False
+        if kind == "MediaTrack*":
+            return isinstance(pointer, Track) and pointer in project.tracks
+        if kind == "MediaItem*":
+            return isinstance(pointer, Item) and pointer in project.items()
+        raise ApiError(f"ValidatePtr2: the simulator has no {kind}")
+
+    def api_GetProjectName(self, proj: Any) -> str:
+        project = self._proj(proj)
+        return "project.rpp" if project.saved else ""
+
+    def api_GetProjectPathEx(self, proj: Any) -> str:
+        project = self._proj(proj)
+        return str(project.media_path if project.saved else self.resource_path / "Unsaved media")
 
     def api_Undo_BeginBlock(self) -> None:
-        self.undo_open += 1
+        self.current.undo_open += 1
 
     def api_Undo_EndBlock(self, description: str, flags: int) -> None:
-        if self.undo_open == 0:
+        self.api_Undo_EndBlock2(self.current, description, flags)
+
+    def api_Undo_BeginBlock2(self, proj: Any) -> None:
+        self._proj(proj).undo_open += 1
+
+    def api_Undo_EndBlock2(self, proj: Any, description: str, flags: int) -> None:
+        project = self._proj(proj)
+        if project.undo_open == 0:
             raise ApiError("Undo_EndBlock without Undo_BeginBlock")
-        self.undo_open -= 1
-        self.undo_blocks.append(description)
+        project.undo_open -= 1
+        project.undo_blocks.append(description)
 
     def api_PreventUIRefresh(self, count: int) -> None:
         self.refresh_holds += count
@@ -271,18 +444,18 @@ class Reaper:
 
     # -- items, takes, sources --------------------------------------------------------------------------------
 
-    def _selected(self) -> list[Item]:
-        return [item for item in self.project.items() if item.selected]
+    def _selected(self, proj: Any) -> list[Item]:
+        return [item for item in self._proj(proj).items() if item.selected]
 
     def api_CountSelectedMediaItems(self, proj: Any) -> int:
-        return len(self._selected())
+        return len(self._selected(proj))
 
     def api_GetSelectedMediaItem(self, proj: Any, index: int) -> Item | None:
-        selected = self._selected()
+        selected = self._selected(proj)
         return selected[index] if 0 <= index < len(selected) else None
 
     def api_SelectAllMediaItems(self, proj: Any, selected: bool) -> None:
-        for item in self.project.items():
+        for item in self._proj(proj).items():
             item.selected = selected
 
     def api_SetMediaItemSelected(self, item: Item, selected: bool) -> None:
@@ -292,9 +465,10 @@ class Reaper:
         return item.active
 
     def api_SetActiveTake(self, take: Take) -> None:
-        for item in self.project.items():
-            if take in item.takes:
-                item.active = take
+        for project in self.projects:
+            for item in project.items():
+                if take in item.takes:
+                    item.active = take
 
     def api_TakeIsMIDI(self, take: Take) -> bool:
         return take.source.kind == "MIDI"
@@ -333,7 +507,12 @@ class Reaper:
         return True
 
     def api_GetMediaItemTakeInfo_Value(self, take: Take, name: str) -> float:
-        values = {"D_STARTOFFS": take.startoffs, "D_PLAYRATE": take.playrate}
+        values = {
+            "D_STARTOFFS": take.startoffs,
+            "D_PLAYRATE": take.playrate,
+            "D_PITCH": take.pitch,
+            "I_CHANMODE": float(take.chanmode),
+        }
         if name not in values:
             raise ApiError(f"GetMediaItemTakeInfo_Value: the simulator has no {name}")
         return values[name]
@@ -344,6 +523,19 @@ class Reaper:
         if set_value:
             take.name = value
         return (True, take.name)
+
+    def api_GetTakeEnvelopeByName(self, take: Take, name: str) -> Envelope | None:
+        if name not in ("Volume", "Pan", "Mute", "Pitch"):
+            raise ApiError(f"GetTakeEnvelopeByName: REAPER has no take envelope {name!r}")
+        return take.volume_envelope if name == "Volume" else None
+
+    def api_GetSetEnvelopeInfo_String(self, envelope: Envelope, name: str, value: str, set_value: bool) -> tuple:
+        if name != "ACTIVE" or set_value:
+            raise ApiError(f"GetSetEnvelopeInfo_String: the simulator reads ACTIVE only, not {name}")
+        return (True, "1" if envelope.active else "0")
+
+    def api_CountEnvelopePoints(self, envelope: Envelope) -> int:
+        return len(envelope.points)
 
     def api_TakeFX_GetCount(self, take: Take) -> int:
         return take.fx
@@ -374,34 +566,47 @@ class Reaper:
         return True
 
     def api_Main_OnCommand(self, command: int, flag: int) -> None:
+        self.api_Main_OnCommandEx(command, flag, self.current)
+
+    def api_Main_OnCommandEx(self, command: int, flag: int, proj: Any) -> None:
         self.commands.append(command)
         actions = {40601: self._render_to_new_take, 40129: self._delete_active_take}
         if command not in actions:
             raise ApiError(f"the simulator does not model action {command}")
-        for item in self._selected():
-            actions[command](item)
+        for item in self._selected(proj):
+            actions[command](self._proj(proj), item)
 
-    def _render_to_new_take(self, item: Item) -> None:
-        """What the listener hears: the section, offset, playrate, reversal and looping applied (FX are not)."""
+    def _render_to_new_take(self, project: Project, item: Item) -> None:
+        """What the listener hears: section (looping over its own length), offset, playrate, reversal, channel
+        mode, pitch (as a resampling, REAPER's is better) and the volume envelope applied; FX are not."""
         take = item.active
-        source, offset, reversed_ = take.source, 0.0, False
+        source, offset, reversed_, loop = take.source, 0.0, False, None
         while source.parent is not None:
             offset += source.section[0]
             reversed_ |= source.section[2]
+            loop = loop or source.section[1]
             source = source.parent
-        audio, rate = sf.read(source.file, dtype="float32", always_2d=True)
-        start = round((offset + take.startoffs) * rate)
-        positions = start + (np.arange(round(item.length * rate)) * take.playrate).astype(int)
-        rendered = audio[positions % len(audio)]
+        audio, rate = sf.read(source.decoded or source.file, dtype="float32", always_2d=True)
+        loop_frames = round((loop or len(audio) / rate) * rate)
+        step = take.playrate * 2 ** (take.pitch / 12)
+        positions = round(take.startoffs * rate) + (np.arange(round(item.length * rate)) * step).astype(int)
+        rendered = audio[round(offset * rate) + positions % loop_frames]
         if reversed_:
             rendered = rendered[::-1]
-        path = self.project.path / f"{take.name or 'take'}-render-{len(item.takes)}.wav"
+        if take.chanmode in (2, 3, 4):
+            channel = min(take.chanmode - 3, audio.shape[1] - 1)
+            rendered = (rendered.mean(axis=1) if take.chanmode == 2 else rendered[:, channel])[:, None]
+        if take.volume_envelope and take.volume_envelope.active and take.volume_envelope.points:
+            times, gains = zip(*take.volume_envelope.points, strict=True)
+            rendered = rendered * np.interp(np.arange(len(rendered)) / rate, times, gains)[:, None]
+        path = project.path / f"{take.name or 'take'}-render-{len(item.takes)}.wav"
+        project.path.mkdir(parents=True, exist_ok=True)
         sf.write(path, rendered, rate)
         new = Take(Source(str(path), item.length), name=f"{take.name} render")
         item.takes.append(new)
         item.active = new
 
-    def _delete_active_take(self, item: Item) -> None:
+    def _delete_active_take(self, project: Project, item: Item) -> None:
         item.takes.remove(item.active)
         item.active = item.takes[0] if item.takes else None
 
@@ -410,7 +615,9 @@ class Reaper:
     def api_GetMediaTrackInfo_Value(self, track: Track, name: str) -> float:
         if name != "IP_TRACKNUMBER":
             raise ApiError(f"GetMediaTrackInfo_Value: the simulator has no {name}")
-        return float(self.project.tracks.index(track) + 1)
+        project = self._project_of_track(track)
+        assert project is not None
+        return float(project.tracks.index(track) + 1)
 
     def api_GetSetMediaTrackInfo_String(self, track: Track, name: str, value: str, set_value: bool) -> tuple:
         if name != "P_NAME":
@@ -420,13 +627,18 @@ class Reaper:
         return (True, track.name)
 
     def api_InsertTrackAtIndex(self, index: int, defaults: bool) -> None:
-        self.project.tracks.insert(index, Track())
+        self.current.tracks.insert(index, Track())
+
+    def api_InsertTrackInProject(self, proj: Any, index: int, flags: int) -> None:
+        tracks = self._proj(proj).tracks
+        tracks.insert(max(0, min(index, len(tracks))), Track())
 
     def api_GetTrack(self, proj: Any, index: int) -> Track | None:
-        return self.project.tracks[index] if 0 <= index < len(self.project.tracks) else None
+        tracks = self._proj(proj).tracks
+        return tracks[index] if 0 <= index < len(tracks) else None
 
     def api_CountTracks(self, proj: Any) -> int:
-        return len(self.project.tracks)
+        return len(self._proj(proj).tracks)
 
 
 def _matches(kind: str, value: Any) -> bool:
@@ -450,16 +662,57 @@ def _matches(kind: str, value: Any) -> bool:
 class Simulation:
     """One script run: the Lua state, the reaper and gfx tables, and the defer loop the test drives."""
 
-    def __init__(self, project: Project, script: Path, os_name: str = "Linux"):
+    def __init__(self, project: Project | list[Project], script: Path, os_name: str = "Linux"):
+        projects = project if isinstance(project, list) else [project]
         self.lua = LuaRuntime(unpack_returned_tuples=True)
-        self.reaper = Reaper(project, script, os_name)
+        self.reaper = Reaper(projects, script, os_name, projects[0].path / "reaper-resources")
         self.gfx = Gfx(self.reaper._signatures)
         self.lua.globals().reaper = self.reaper
         self.lua.globals().gfx = self.gfx
         self.script = script
+        self.open_files: list[str] = []  # files the script holds open at the end of a tick
+        self._model_the_desktop(os_name)
+
+    def _model_the_desktop(self, os_name: str) -> None:
+        """os.getenv answers with the environment a GUI app gets; io.open is watched so that a file left open
+        past a tick (which would make the bridge's replace fail on Windows) is noticed."""
+        path = GUI_PATH.get(os_name, GUI_PATH["Linux"])
+        home = str(self.reaper.resource_path.parent / "home")
+        environment = {"PATH": path, "HOME": home, "USERPROFILE": home}
+        lua_getenv = self.lua.eval("os.getenv")
+        self.lua.globals().os.getenv = lambda name: environment.get(name, lua_getenv(name))
+        self.lua.execute(
+            """
+            local real_open, handles = io.open, {}
+            accompgen_sim_handles = handles
+            io.open = function(path, mode)
+              local file, err = real_open(path, mode)
+              if not file then return file, err end
+              local entry = { path = path, file = file }
+              handles[#handles + 1] = entry
+              return setmetatable({}, { __index = function(_, key)
+                if key == "close" then
+                  return function() entry.closed = true; return file:close() end
+                end
+                local member = file[key]
+                if type(member) == "function" then return function(_, ...) return member(file, ...) end end
+                return member
+              end })
+            end
+            """
+        )
+
+    def _timed(self, fn: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        try:
+            fn()
+        finally:
+            self.reaper.tick_seconds.append(time.perf_counter() - started)
+            handles = self.lua.globals().accompgen_sim_handles
+            self.open_files += [h.path for h in handles.values() if not h.closed]
 
     def run(self) -> None:
-        self.lua.execute(f"dofile({_lua_string(str(self.script))})")
+        self._timed(lambda: self.lua.execute(f"dofile({_lua_string(str(self.script))})"))
 
     def run_deferred(
         self, max_cycles: int = 10_000, cycle_s: float = 0.01, on_cycle: Callable[[int], None] | None = None
@@ -473,9 +726,12 @@ class Simulation:
                 on_cycle(cycle)
             pending, self.reaper.deferred = self.reaper.deferred, []
             for fn in pending:
-                fn()
+                self._timed(fn)
             time.sleep(cycle_s)
         raise AssertionError(f"the script was still deferring after {max_cycles} cycles")
+
+    def longest_tick_s(self) -> float:
+        return max(self.reaper.tick_seconds, default=0.0)
 
     def _exit(self) -> None:
         hooks, self.reaper.exit_hooks = self.reaper.exit_hooks, []

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .conftest import GENERATE, bridge_command, simulate
-from .simulator import Source
+from .conftest import GENERATE, bridge_command, simulate, submitted_requests
+from .simulator import Envelope, Project, Source
+
+TICK_LIMIT_S = 0.1  # the longest a script may hold REAPER's UI in one go
 
 
 def vocal_project(project, vocal_file, position=12.5, startoffs=3.0, length=2.0):
@@ -17,21 +19,18 @@ def vocal_project(project, vocal_file, position=12.5, startoffs=3.0, length=2.0)
     return track, item
 
 
-def run_generate(project, state_dir, on_cycle=None, **settings):
-    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(state_dir), "seed": "5", **settings})
+def run_generate(project, state_dir, on_cycle=None, os_name="Linux", **settings):
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(state_dir), "seed": "5", **settings}, os_name)
     sim.run()
     sim.run_deferred(max_cycles=3000, on_cycle=on_cycle)
     return sim
 
 
-def calls_of(sim, subcommand):
-    """The bridge command lines the script ran for one subcommand, unquoted."""
-    return [c.replace("'", "") for c in sim.reaper.exec_calls if f"'{subcommand}'" in c]
-
-
-def assert_tidy(sim):
-    assert sim.reaper.undo_open == 0 and sim.reaper.refresh_holds == 0
+def assert_tidy(sim, project):
+    assert project.undo_open == 0 and sim.reaper.refresh_holds == 0
     assert not sim.gfx.open
+    assert sim.open_files == []  # no file held past a tick: on Windows it would block the bridge's replace
+    assert sim.longest_tick_s() < TICK_LIMIT_S, sim.reaper.tick_seconds
 
 
 def test_a_track_appears_under_the_vocal_aligned_to_the_item(project, vocal_file, running_bridge):
@@ -46,11 +45,20 @@ def test_a_track_appears_under_the_vocal_aligned_to_the_item(project, vocal_file
     assert take.name == "AccompGen seed 5" and new.active is take
     info = sf.info(take.source.file)
     assert info.frames == round(2.0 * 44100) and info.samplerate == 44100
-    assert sim.reaper.undo_blocks == ["AccompGen: insert accompaniment"]
-    assert_tidy(sim)
-    # the region sent was the take's: 3 s into the file, 2 s long, from the quoted path
-    (submit,) = calls_of(sim, "submit")
-    assert "--start 3.000000" in submit and "--duration 2.000000" in submit and "“take 3” é.wav" in submit
+    assert Path(take.source.file).parent == project.media_path  # the project keeps its accompaniment
+    assert project.undo_blocks == ["AccompGen: insert accompaniment"]
+    assert_tidy(sim, project)
+    # the region sent was the take's: 3 s into the file, 2 s long, the path with its quotes and letters intact
+    request = submitted_requests(running_bridge.state_dir)[-1]
+    assert (request["input_path"], request["start_s"], request["duration_s"]) == (str(vocal_file), 3.0, 2.0)
+
+
+def test_the_paths_survive_windows_command_line_splitting(project, vocal_file, running_bridge):
+    vocal_project(project, vocal_file, length=1.0)
+    sim = run_generate(project, running_bridge.state_dir, os_name="Win64")
+    assert sim.reaper.messages == []
+    assert submitted_requests(running_bridge.state_dir)[-1]["input_path"] == str(vocal_file)
+    assert len(project.tracks) == 2
 
 
 def test_variations_become_takes_named_by_seed(project, vocal_file, running_bridge):
@@ -60,16 +68,18 @@ def test_variations_become_takes_named_by_seed(project, vocal_file, running_brid
     assert [take.name for take in new.takes] == ["AccompGen seed 5", "AccompGen seed 6", "AccompGen seed 7"]
     audio = [sf.read(take.source.file)[0] for take in new.takes]
     assert not np.array_equal(audio[0], audio[1])
-    assert sim.reaper.undo_blocks == ["AccompGen: insert accompaniment"]
+    assert project.undo_blocks == ["AccompGen: insert accompaniment"]
+    assert_tidy(sim, project)
 
 
 def test_items_on_one_track_share_one_accompaniment_track(project, vocal_file, running_bridge):
     track = project.add_track("Vocals")
     for position in (0.0, 4.0):
         project.add_audio_item(track, vocal_file, position, 1.0, position).selected = True
-    run_generate(project, running_bridge.state_dir)
+    sim = run_generate(project, running_bridge.state_dir)
     assert [t.name for t in project.tracks] == ["Vocals", "Vocals - accompaniment"]
     assert [i.position for i in project.tracks[1].items] == [0.0, 4.0]
+    assert_tidy(sim, project)
 
 
 def test_cancel_mid_job_inserts_nothing_and_cancels_the_bridge_job(project, vocal_file, running_bridge):
@@ -85,12 +95,14 @@ def test_cancel_mid_job_inserts_nothing_and_cancels_the_bridge_job(project, voca
     sim.run_deferred(max_cycles=3000, on_cycle=press_escape_once_running)
     assert [t.name for t in project.tracks] == ["Vocals"]
     assert sim.reaper.messages == ["Cancelled: nothing was inserted."]
-    (cancel,) = calls_of(sim, "cancel")
-    job_id = cancel.split()[-1]
+    (cancel,) = [argv for argv in sim.reaper.exec_argv if "cancel" in argv]
+    job_id = cancel[cancel.index("cancel") + 1]
+    for process in sim.reaper.background:
+        process.wait(timeout=30)
     status = json.loads((running_bridge.state_dir / "status" / f"{job_id}.json").read_text())
     assert status["state"] == "cancelled"
-    assert sim.reaper.undo_blocks == []
-    assert_tidy(sim)
+    assert project.undo_blocks == []
+    assert_tidy(sim, project)
 
 
 def test_a_take_with_playrate_is_rendered_and_the_temporary_take_and_file_removed(project, vocal_file, running_bridge):
@@ -101,18 +113,118 @@ def test_a_take_with_playrate_is_rendered_and_the_temporary_take_and_file_remove
     assert len(item.takes) == 1 and item.active.playrate == 1.25  # the user's take, untouched
     assert item.selected  # the selection restored
     assert not list(Path(project.path).glob("*render*.wav"))  # the rendered vocal deleted once its job ended
-    assert sim.reaper.undo_blocks == ["AccompGen: render vocal take for generation", "AccompGen: insert accompaniment"]
+    assert project.undo_blocks == ["AccompGen: render vocal take for generation", "AccompGen: insert accompaniment"]
     (new,) = project.tracks[1].items
     assert sf.info(new.takes[0].source.file).frames == round(1.5 * 44100)
-    assert_tidy(sim)
+    assert_tidy(sim, project)
 
 
 def test_a_section_source_is_followed_to_its_file(project, vocal_file, running_bridge):
     _, item = vocal_project(project, vocal_file, startoffs=0.5, length=1.0)
     parent = item.active.source
     item.active.source = Source("", 8.0, kind="SECTION", parent=parent, section=(4.0, 8.0, False))
-    sim = run_generate(project, running_bridge.state_dir)
-    (submit,) = calls_of(sim, "submit")
-    assert "--start 4.500000" in submit
-    assert sim.reaper.commands == []  # a plain section needs no render
+    run_generate(project, running_bridge.state_dir)
+    request = submitted_requests(running_bridge.state_dir)[-1]
+    assert request["start_s"] == 4.5 and request["input_path"] == str(vocal_file)
     assert len(project.tracks) == 2
+
+
+def rendered_for(project, running_bridge, vocal_file, prepare):
+    """Run Generate on a take `prepare` changed; returns the commands REAPER ran and the file the bridge read."""
+    _, item = vocal_project(project, vocal_file, length=1.0, startoffs=1.0)
+    prepare(item)
+    sim = run_generate(project, running_bridge.state_dir)
+    assert len(project.tracks) == 2, sim.reaper.messages
+    return sim.reaper.commands, submitted_requests(running_bridge.state_dir)[-1]["input_path"]
+
+
+def test_what_the_user_hears_is_rendered_first(tmp_path, running_bridge, vocal_file):
+    def pitched(item):
+        item.active.pitch = 2.0
+
+    def left_channel(item):
+        item.active.chanmode = 3
+
+    def enveloped(item):
+        item.active.volume_envelope = Envelope(points=[(0.0, 1.0), (1.0, 0.0)])
+
+    def looped_section(item):  # a 0.5 s section looping under a 1 s item: the file alone has other audio
+        item.active.source = Source("", 0.5, kind="SECTION", parent=item.active.source, section=(2.0, 0.5, False))
+        item.active.startoffs = 0.0
+
+    for i, prepare in enumerate((pitched, left_channel, enveloped, looped_section)):
+        commands, read = rendered_for(Project(tmp_path / f"song{i}"), running_bridge, vocal_file, prepare)
+        assert commands == [40601, 40129], prepare.__name__
+        assert read != str(vocal_file), prepare.__name__
+
+
+def test_an_inactive_envelope_and_a_section_within_bounds_need_no_render(tmp_path, running_bridge, vocal_file):
+    def inactive_envelope(item):
+        item.active.volume_envelope = Envelope(active=False, points=[(0.0, 0.0)])
+
+    commands, read = rendered_for(Project(tmp_path / "song"), running_bridge, vocal_file, inactive_envelope)
+    assert commands == [] and read == str(vocal_file)
+
+
+def test_a_format_libsndfile_cannot_read_is_rendered(project, vocal_file, running_bridge, tmp_path):
+    m4a = tmp_path / "phone take.m4a"
+    m4a.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # AAC in MP4: REAPER decodes it, libsndfile cannot
+    _, item = vocal_project(project, vocal_file, length=1.0)
+    item.active.source = Source(str(m4a), 20.0, kind="MP4", decoded=str(vocal_file))
+    sim = run_generate(project, running_bridge.state_dir)
+    assert sim.reaper.commands == [40601, 40129] and sim.reaper.messages == []
+    assert len(project.tracks) == 2
+
+
+def test_a_deleted_vocal_track_gets_its_accompaniment_at_the_end(project, vocal_file, running_bridge):
+    track, _ = vocal_project(project, vocal_file, length=1.0)
+    project.add_track("Drums")
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    project.delete_track(track)  # while the job runs: REAPER stays responsive
+    sim.run_deferred(max_cycles=3000)
+    assert [t.name for t in project.tracks] == ["Drums", "Vocals - accompaniment"]
+    assert project.undo_blocks == ["AccompGen: insert accompaniment"]
+    assert_tidy(sim, project)
+
+
+def test_the_accompaniment_goes_into_the_project_it_was_made_for(project, vocal_file, running_bridge, tmp_path):
+    other = Project(tmp_path / "Other song")
+    other.add_track("Piano")
+    vocal_project(project, vocal_file, length=1.0)
+    sim = simulate([project, other], GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    sim.reaper.current = other  # the user switched project tabs meanwhile
+    sim.run_deferred(max_cycles=3000)
+    assert [t.name for t in project.tracks] == ["Vocals", "Vocals - accompaniment"]
+    assert [t.name for t in other.tracks] == ["Piano"] and other.undo_blocks == []
+    assert_tidy(sim, project)
+
+
+def test_a_closed_project_loses_nothing(project, vocal_file, running_bridge, tmp_path):
+    other = Project(tmp_path / "Other song")
+    vocal_project(project, vocal_file, length=1.0)
+    sim = simulate([project, other], GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    sim.reaper.projects.remove(project)  # its tab closed meanwhile
+    sim.reaper.current = other
+    sim.run_deferred(max_cycles=3000)
+    (message,) = sim.reaper.messages
+    assert "project was closed" in message and str(project.media_path) in message
+    assert other.tracks == [] and other.undo_blocks == []
+
+
+def test_an_unsaved_project_asks_where_the_files_go(tmp_path, vocal_file, running_bridge):
+    untitled = Project(tmp_path / "untitled", saved=False)
+    vocal_project(untitled, vocal_file, length=1.0)
+    sim = simulate(untitled, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.reaper.answers = [7]  # No: stop, save the project first
+    sim.run()
+    sim.run_deferred()
+    assert "has not been saved" in sim.reaper.messages[0] and untitled.tracks[1:] == []
+    sim = simulate(untitled, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.reaper.answers = [6]  # Yes: generate into AccompGen's own folder
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    (new,) = untitled.tracks[1].items
+    assert Path(new.takes[0].source.file).parent == running_bridge.state_dir / "outputs"

@@ -1,5 +1,11 @@
 """The Settings and Start-or-check-bridge scripts."""
 
+import json
+import os
+import signal
+import stat
+import time
+
 from .conftest import SETTINGS, START, bridge_command, simulate
 
 
@@ -7,71 +13,89 @@ def saved(sim):
     return {key: value for (section, key), value in sim.reaper.ext_state.items() if section == "AccompGen"}
 
 
-def test_settings_are_stored_in_ext_state(project):
+def fake_program(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def test_settings_are_stored_one_per_line_so_commas_survive(project, tmp_path):
+    program = fake_program(tmp_path / "venv, 3.11" / "bin" / "accompgen-bridge")
     sim = simulate(project, SETTINGS)
-    sim.reaper.user_inputs = [(True, "/opt/ag/bin/accompgen-bridge,/bundles/base,2.5,0.8,42,3")]
+    sim.reaper.user_inputs = [(True, f"{program}\n/bundles/base, v2\n2.5\n0.8\n42\n3")]
     sim.run()
     assert saved(sim) == {
-        "bridge_command": "/opt/ag/bin/accompgen-bridge",
-        "bundle": "/bundles/base",
+        "bridge_command": f'"{program}"',
+        "bundle": "/bundles/base, v2",
         "cfg_scale": "2.5",
         "temperature": "0.8",
         "seed": "42",
         "variations": "3",
     }
     _title, count, captions, defaults = sim.reaper.user_input_calls[0]
-    assert count == 6 and defaults == "accompgen-bridge,,3.0,0.9,,1" and "extrawidth" in captions
+    assert count == 6 and defaults == "accompgen-bridge\n\n3.0\n0.9\n\n1"
+    assert captions.endswith(",extrawidth=220,separator=\n")
+
+
+def test_a_bare_command_is_stored_as_the_full_path_found(project):
+    """REAPER started from the macOS Finder does not see the shell's PATH: Settings stores where it found it."""
+    home = project.path / "home"  # the simulated desktop's HOME
+    program = fake_program(home / ".local" / "bin" / "accompgen-bridge")
+    sim = simulate(project, SETTINGS, os_name="macOS-arm64")
+    sim.reaper.user_inputs = [(True, "accompgen-bridge\n\n3.0\n0.9\n\n1")]
+    sim.run()
+    assert saved(sim)["bridge_command"] == f'"{program}"'
 
 
 def test_bad_settings_are_explained_and_asked_again(project):
     sim = simulate(project, SETTINGS)
     sim.reaper.user_inputs = [
-        (True, "accompgen-bridge,,3.0,0.9,-4,1"),
-        (True, "accompgen-bridge,,3.0,0.9,,12"),
+        (True, "accompgen-bridge\n\n3.0\n0.9\n-4\n1"),
+        (True, "accompgen-bridge\n\n3.0\n0.9\n\n12"),
+        (True, "accompgen-bridge-nowhere\n\n3.0\n0.9\n\n1"),
         (False, ""),
     ]
     sim.run()
-    assert sim.reaper.messages == [
-        "Seed must be a whole number, or blank for a random one.",
+    assert sim.reaper.messages[:2] == [
+        "Seed must be a whole number from 0 to 2147483647, or blank.",
         "Variations must be a whole number from 1 to 8.",
     ]
+    assert "accompgen-bridge-nowhere was not found" in sim.reaper.messages[2]
     assert saved(sim) == {}  # cancelled in the end: nothing stored
-    assert sim.reaper.user_input_calls[1][3] == "accompgen-bridge,,3.0,0.9,-4,1"  # the entry offered again
+    assert sim.reaper.user_input_calls[1][3] == "accompgen-bridge\n\n3.0\n0.9\n-4\n1"  # the entry offered again
 
 
 def test_check_finds_a_running_bridge(project, running_bridge):
     sim = simulate(project, START, {"bridge_command": bridge_command(running_bridge.state_dir)})
     sim.run()
-    sim.run_deferred()
+    sim.run_deferred(max_cycles=3000)
     (message,) = sim.reaper.messages
     assert message.startswith("The AccompGen bridge 0.1.0 is running") and str(running_bridge.tcp_port) in message
+    assert sim.longest_tick_s() < 0.1
 
 
-def test_start_launches_a_bridge_in_the_background(project, tiny_bundle, tmp_path):
+def test_start_launches_a_bridge_in_the_background_without_blocking(project, tiny_bundle, tmp_path):
     state = tmp_path / "state"
     command = bridge_command(state) + " --log-level error"
     sim = simulate(project, START, {"bridge_command": command, "bundle": str(tiny_bundle)})
     try:
         sim.run()
-        sim.run_deferred(max_cycles=2000, cycle_s=0.02)
+        sim.run_deferred(max_cycles=3000, cycle_s=0.02)
         (message,) = sim.reaper.messages
         assert message.startswith("Started the AccompGen bridge 0.1.0")
         assert (state / "bridge.json").is_file()
+        assert sim.longest_tick_s() < 0.1, sim.reaper.tick_seconds  # pings are started, never waited for
     finally:
         stop_started_bridge(sim, state)
+    assert len(sim.reaper.exec_calls) < 15  # about one ping a second, not one a tick
+    assert list((sim.reaper.resource_path / "Data" / "AccompGen").glob("reply-*")) == []  # every reply was read
 
 
 def stop_started_bridge(sim, state):
-    """The script started `sh -c BRIDGE`: stop the bridge itself and wait until it is gone."""
-    import json
-    import os
-    import signal
-    import time
-
     address = state / "bridge.json"
     if address.is_file():
-        pid = json.loads(address.read_text())["pid"]
-        os.kill(pid, signal.SIGTERM)
+        os.kill(json.loads(address.read_text())["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 30
         while address.is_file() and time.monotonic() < deadline:  # removed by the bridge as it stops
             time.sleep(0.05)
@@ -83,13 +107,43 @@ def test_start_says_when_the_command_is_missing(project):
     sim = simulate(project, START, {"bridge_command": "accompgen-bridge-not-installed-here", "bundle": "/b"})
     sim.run()
     (message,) = sim.reaper.messages
-    assert "was not found" in message
+    assert "was not found" in message and sim.reaper.exec_calls == []
 
 
 def test_start_needs_a_bundle(project, tmp_path):
-    sim = simulate(project, START, {"bridge_command": bridge_command(tmp_path / "nothing")})
-    sim.run()
-    assert "no bundle folder is set" in sim.reaper.messages[0]
-    sim = simulate(project, START, {"bridge_command": bridge_command(tmp_path / "nothing"), "bundle": str(tmp_path)})
-    sim.run()
-    assert "holds no manifest.yaml" in sim.reaper.messages[0]
+    for bundle, words in (("", "no bundle folder is set"), (str(tmp_path), "holds no manifest.yaml")):
+        sim = simulate(project, START, {"bridge_command": bridge_command(tmp_path / "nothing"), "bundle": bundle})
+        sim.run()
+        sim.run_deferred(max_cycles=3000)
+        assert words in sim.reaper.messages[0]
+
+
+def test_a_bridge_whose_bundle_does_not_load_says_so(project, tiny_bundle, tmp_path):
+    """A running bridge that cannot generate answers every request with why, instead of queueing forever."""
+    import shutil
+
+    import yaml
+
+    from accompgen.core.bundle import sha256_file
+
+    from ..bridge.conftest import start_bridge
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "stage_fine.onnx").write_bytes(b"not a graph")  # hashed into the manifest: onnxruntime refuses it
+    manifest = yaml.safe_load((broken / "manifest.yaml").read_text())
+    manifest["graphs"]["stage_fine"]["sha256"] = sha256_file(broken / "stage_fine.onnx")
+    (broken / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    server = start_bridge(broken, tmp_path / "state")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the worker loads the graphs in the background
+            sim = simulate(project, START, {"bridge_command": bridge_command(server.state_dir)})
+            sim.run()
+            sim.run_deferred(max_cycles=3000)
+            if "cannot generate" in sim.reaper.messages[0] or time.monotonic() > deadline:
+                break
+        (message,) = sim.reaper.messages
+        assert "cannot generate" in message and "could not be loaded" in message
+    finally:
+        server.stop()
