@@ -263,7 +263,7 @@ class Reaper:
         self.messages: list[str] = []
         self.answers: list[int] = []  # what ShowMessageBox answers to questions (yes/no boxes), in order
         self.console: list[str] = []
-        self.user_inputs: list[tuple[bool, str]] = []  # answers GetUserInputs gives, in order
+        self.user_inputs: list[tuple[bool, list[str]]] = []  # OK or cancel, and the text of every box
         self.user_input_calls: list[tuple[str, int, str, str]] = []
         self.deferred: list[Any] = []
         self.exit_hooks: list[Any] = []
@@ -354,8 +354,18 @@ class Reaper:
         self.console.append(msg)
 
     def api_GetUserInputs(self, title: str, n: int, captions: str, defaults: str) -> tuple[bool, str]:
+        """As REAPER does: the captions end with options (extrawidth=, separator=); the boxes' texts come back
+        joined by the separator, a comma unless another is named, whatever the texts hold."""
         self.user_input_calls.append((title, n, captions, defaults))
-        return self.user_inputs.pop(0) if self.user_inputs else (False, "")
+        entries = captions.split(",")
+        options = dict(e.split("=", 1) for e in entries if e.startswith(("extrawidth=", "separator=")))
+        labels = [e for e in entries if not e.startswith(("extrawidth=", "separator="))]
+        if len(labels) != n:
+            raise ApiError(f"GetUserInputs got {n} inputs but {len(labels)} captions: {captions!r}")
+        if not self.user_inputs:
+            return False, ""
+        ok, boxes = self.user_inputs.pop(0)  # what the user typed into each box
+        return ok, options.get("separator", ",").join(boxes)
 
     def api_GetExtState(self, section: str, key: str) -> str:
         return self.ext_state.get((section, key), "")

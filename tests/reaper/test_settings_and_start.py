@@ -23,7 +23,7 @@ def fake_program(path):
 def test_settings_are_stored_one_per_line_so_commas_survive(project, tmp_path):
     program = fake_program(tmp_path / "venv, 3.11" / "bin" / "accompgen-bridge")
     sim = simulate(project, SETTINGS)
-    sim.reaper.user_inputs = [(True, f"{program}\n/bundles/base, v2\n2.5\n0.8\n42\n3")]
+    sim.reaper.user_inputs = [(True, [str(program), "/bundles/base, v2", "2.5", "0.8", "42", "3"])]
     sim.run()
     assert saved(sim) == {
         "bridge_command": f'"{program}"',
@@ -43,7 +43,7 @@ def test_a_bare_command_is_stored_as_the_full_path_found(project):
     home = project.path / "home"  # the simulated desktop's HOME
     program = fake_program(home / ".local" / "bin" / "accompgen-bridge")
     sim = simulate(project, SETTINGS, os_name="macOS-arm64")
-    sim.reaper.user_inputs = [(True, "accompgen-bridge\n\n3.0\n0.9\n\n1")]
+    sim.reaper.user_inputs = [(True, ["accompgen-bridge", "", "3.0", "0.9", "", "1"])]
     sim.run()
     assert saved(sim)["bridge_command"] == f'"{program}"'
 
@@ -51,10 +51,10 @@ def test_a_bare_command_is_stored_as_the_full_path_found(project):
 def test_bad_settings_are_explained_and_asked_again(project):
     sim = simulate(project, SETTINGS)
     sim.reaper.user_inputs = [
-        (True, "accompgen-bridge\n\n3.0\n0.9\n-4\n1"),
-        (True, "accompgen-bridge\n\n3.0\n0.9\n\n12"),
-        (True, "accompgen-bridge-nowhere\n\n3.0\n0.9\n\n1"),
-        (False, ""),
+        (True, ["accompgen-bridge", "", "3.0", "0.9", "-4", "1"]),
+        (True, ["accompgen-bridge", "", "3.0", "0.9", "", "12"]),
+        (True, ["accompgen-bridge-nowhere", "", "3.0", "0.9", "", "1"]),
+        (False, []),
     ]
     sim.run()
     assert sim.reaper.messages[:2] == [
