@@ -19,11 +19,17 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device | None = None) -> dict[str, Any] | None:
-    """The checkpoint's state, or None when there is none yet."""
+def load_checkpoint(
+    path: Path, made_with: dict[str, Any], mismatch: str, map_location: str | torch.device | None = None
+) -> dict[str, Any] | None:
+    """The checkpoint's state, or None when there is none yet. `made_with` holds what the run depends on, keyed as
+    saved in the state: a checkpoint made with anything else is refused with "PATH `mismatch`"."""
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for a damaged file
         raise UserError(f"{path} is not a readable checkpoint ({err}); delete it to start over") from err
+    if any(state.get(key) != value for key, value in made_with.items()):
+        raise UserError(f"{path} {mismatch}")
+    return state

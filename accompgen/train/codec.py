@@ -266,23 +266,24 @@ class CodecTrainer:
         self.checkpoint = self.out / "checkpoint.pt"
         self.log = self.out / "train.jsonl"
 
+    def made_with(self) -> dict[str, Any]:
+        return {"shape": asdict(self.shape), "settings": asdict(self.settings)}
+
     def save(self) -> None:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "step": self.step,
-            "shape": asdict(self.shape),
-            "settings": asdict(self.settings),
+            **self.made_with(),
         }
         save_checkpoint(self.checkpoint, state)
 
     def resume(self) -> bool:
-        state = load_checkpoint(self.checkpoint)
+        mismatch = "was made with other codec settings: delete it to start over"
+        state = load_checkpoint(self.checkpoint, self.made_with(), mismatch)
         if state is None:
             return False
-        if state["shape"] != asdict(self.shape) or state["settings"] != asdict(self.settings):
-            raise UserError(f"{self.checkpoint} was made with other codec settings: delete it to start over")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])

@@ -172,23 +172,24 @@ class SemanticEncoderTrainer:
         self.head.mean.copy_(targets.mean(0))
         self.head.std.copy_(targets.std(0).clamp(min=1e-3))
 
+    def made_with(self) -> dict[str, Any]:
+        return {"shape": asdict(self.shape), "settings": asdict(self.settings)}
+
     def save(self) -> None:
         state = {
             "model": self.model.state_dict(),
             "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
-            "shape": asdict(self.shape),
-            "settings": asdict(self.settings),
+            **self.made_with(),
         }
         save_checkpoint(self.checkpoint, state)
 
     def resume(self) -> bool:
-        state = load_checkpoint(self.checkpoint)
+        mismatch = "was made with other settings: delete it to start over"
+        state = load_checkpoint(self.checkpoint, self.made_with(), mismatch)
         if state is None:
             return False
-        if state["shape"] != asdict(self.shape) or state["settings"] != asdict(self.settings):
-            raise UserError(f"{self.checkpoint} was made with other settings: delete it to start over")
         self.model.load_state_dict(state["model"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -147,23 +147,25 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "rng": rng_states(),
-            "stage_config": dataclasses.asdict(self.config.stages[self.stage]),
-            "layout": self.config.tokens.to_dict(),
+            **self.made_with(),
             "settings": dataclasses.asdict(self.settings),
         }
         save_checkpoint(self.checkpoint, state)
 
+    def made_with(self) -> dict[str, Any]:
+        """What a checkpoint of this stage depends on: its configuration and the token layout."""
+        stage_config = dataclasses.asdict(self.config.stages[self.stage])
+        return {"stage_config": stage_config, "layout": self.config.tokens.to_dict()}
+
     def resume(self) -> bool:
         """Continue from the stage's checkpoint, if there is one; it must come from this configuration."""
-        state = load_checkpoint(self.checkpoint, self.device)
+        mismatch = (
+            f"was trained with another configuration than {self.model_dir / CONFIG_FILE}: "
+            "use the model directory it belongs to, or delete it to start over"
+        )
+        state = load_checkpoint(self.checkpoint, self.made_with(), mismatch, self.device)
         if state is None:
             return False
-        expected = dataclasses.asdict(self.config.stages[self.stage])
-        if state.get("stage_config") != expected or state.get("layout") != self.config.tokens.to_dict():
-            raise UserError(
-                f"{self.checkpoint} was trained with another configuration than {self.model_dir / CONFIG_FILE}: "
-                "use the model directory it belongs to, or delete it to start over"
-            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
