@@ -123,3 +123,13 @@ def test_settings_validation(lua, fields, problem):
     table = sim.lua.table_from(dict(zip(keys, fields, strict=True)))
     cleaned, message = lib.validate_settings(table)
     assert cleaned is None and problem in message
+
+
+def test_a_tick_counts_the_time_it_waits_on_a_program(tmp_path):
+    """Ticks are CPU time plus waits on programs, so a script that waits on a program is caught however busy the
+    machine is, and one that does nothing slow is not blamed for another process's work."""
+    sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua")
+    sim._timed(lambda: sim.lua.execute("reaper.ExecProcess('/bin/sleep 0.3', 5000)"))
+    sim._timed(lambda: sim.lua.execute("reaper.ExecProcess('/bin/sleep 0.3', -1)"))
+    waited, started = sim.reaper.tick_seconds
+    assert waited >= 0.3 and started < 0.1
