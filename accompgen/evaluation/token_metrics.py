@@ -19,8 +19,8 @@ def token_metrics(
     model_dir: Path, tokens_dir: Path, batches: int = 8, batch_size: int = 8, split: str = "val"
 ) -> dict[str, Any]:
     """Teacher-forced loss and next-token accuracy of every trained stage on held-out windows, with their true
-    condition and with the condition of another clip: a stage that learned the mapping does clearly better with
-    the true one."""
+    condition and with the condition of a clip of another song: a stage that learned the mapping does clearly
+    better with the true one."""
     config = load_config(model_dir)
     results: dict[str, Any] = {}
     for name, stage_config in config.stages.items():
@@ -40,13 +40,13 @@ def token_metrics(
 def _teacher_forced(
     model: torch.nn.Module, data: StageWindows, batches: int, batch_size: int, shuffled: bool
 ) -> dict[str, float]:
-    rng = np.random.default_rng(0)  # the same windows for both conditions
+    windows = np.random.default_rng(0)  # the same windows for both conditions
+    conditions = np.random.default_rng(1)  # drawn apart, so that both conditions see the same windows
     losses, accuracies = [], []
     for _ in range(batches):
-        clips = rng.integers(0, len(data), batch_size)
-        # a derangement-like shift: each row's condition from the clip `batch_size // 2` rows away
-        others = np.roll(clips, batch_size // 2) if shuffled else None
-        loss, accuracy = target_loss(model, data.batch(clips, rng, condition_clips=others), torch.device("cpu"))
+        clips = windows.integers(0, len(data), batch_size)
+        others = data.clips_of_other_songs(clips, conditions) if shuffled else None
+        loss, accuracy = target_loss(model, data.batch(clips, windows, condition_clips=others), torch.device("cpu"))
         losses.append(loss.item())
         accuracies.append(accuracy.item())
     loss = float(np.mean(losses))

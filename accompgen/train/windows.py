@@ -49,6 +49,7 @@ class StageWindows:
             raise UserError(f"{tokens_dir} holds no {split} songs: prepare more songs")
         arrays = [np.load(Path(tokens_dir) / "shards" / shard) for shard in shards]
         codes = np.concatenate([a["codes"] for a in arrays])
+        self.songs = np.repeat(np.arange(len(arrays)), [len(a["codes"]) for a in arrays])  # clip -> its song
         self.tracks = {
             "vocal_semantic": np.concatenate([a["vocal_semantic"] for a in arrays])[:, None, :],
             "inst_semantic": np.concatenate([a["inst_semantic"] for a in arrays])[:, None, :],
@@ -62,6 +63,17 @@ class StageWindows:
 
     def __len__(self) -> int:
         return len(self.tracks["vocal_semantic"])
+
+    def clips_of_other_songs(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each clip, a random clip of another song: another clip of the same song shares its key and, where
+        the clips overlap, its very notes, so it would be a mismatched condition only in name."""
+        if len(np.unique(self.songs)) < 2:
+            raise UserError("a mismatched condition needs clips of at least two songs")
+        others = np.empty_like(clips)
+        for row, clip in enumerate(clips):
+            candidates = np.flatnonzero(self.songs != self.songs[clip])
+            others[row] = candidates[rng.integers(len(candidates))]
+        return others
 
     def batch(
         self,

@@ -165,3 +165,23 @@ def test_the_loss_restricted_to_each_stream_equals_the_full_heads(request, tmp_p
         lo, hi = batch.lo[j, w], batch.hi[j, w]
         losses.append(F.cross_entropy(logits[:, start + j, lo:hi], labels[:, j, w] - lo, reduction="none"))
     assert torch.allclose(loss, torch.cat(losses).mean(), atol=1e-5)
+
+
+def test_a_mismatched_condition_comes_from_another_song(tmp_path, tiny_config):
+    tokens = write_tokens(tmp_path / "tokens", tiny_config.tokens, songs=3, clips=5)
+    data = StageWindows(
+        tokens, tiny_config.tokens, tiny_config.tokens.stages["coarse"], tiny_config.stages["coarse"].plan, split="all"
+    )
+    clips = np.arange(len(data)).repeat(20)
+    others = data.clips_of_other_songs(clips, np.random.default_rng(0))
+    assert (data.songs[others] != data.songs[clips]).all()
+    assert len(np.unique(others)) == len(data)  # every clip can serve as another song's condition
+
+
+def test_a_mismatched_condition_needs_two_songs(tmp_path, tiny_config):
+    tokens = write_tokens(tmp_path / "tokens", tiny_config.tokens, songs=1)
+    data = StageWindows(
+        tokens, tiny_config.tokens, tiny_config.tokens.stages["coarse"], tiny_config.stages["coarse"].plan, split="all"
+    )
+    with pytest.raises(UserError, match="two songs"):
+        data.clips_of_other_songs(np.arange(3), np.random.default_rng(0))
