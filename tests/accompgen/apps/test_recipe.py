@@ -2,11 +2,13 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from accompgen.apps.cli import main
 from accompgen.apps.recipe import QUICK, Recipe, Step
 from accompgen.core.errors import UserError
+from accompgen.model.config import ModelConfig
 
 pytest.importorskip("music21")
 pytest.importorskip("tinysoundfont")
@@ -20,15 +22,20 @@ def quick_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_every_stage_learns_from_its_condition(quick_run):
-    """Held-out windows: each stage predicts its targets better from their own condition than from another
-    clip's. At the quick sizes the margins are small (measured: semantic 2 %, coarse 0.7-1.6 %, fine 3-4 %; the
-    tokenizers had seconds of training) but above float noise: 32 batches of held-out windows, seeded runs."""
-    tokens = json.loads((quick_run / "evaluation.json").read_text())["tokens"]
-    for stage in ("semantic", "coarse", "fine"):
-        assert tokens[stage]["true"]["loss"] < tokens[stage]["shuffled"]["loss"], (stage, tokens[stage])
+def test_every_stage_learns_its_token_streams(quick_run):
+    """Held-out loss of every stage below a uniform guess over its target stream, and semantic tokens that hear
+    pitch. Whether a stage also uses its condition is asserted on a learnable synthetic mapping
+    (tests/accompgen/evaluation/test_token_metrics.py), not here: at the quick sizes the chorale tokens leave too
+    little to use (their changes are independent of the vocal's), and the held-out true- and shuffled-condition
+    losses were measured within a few per cent of each other, the sign varying with seed and machine (semantic stage
+    -3.6 % to +3.5 % over eleven runs of this recipe and variants of it). The full recipe reports that gap."""
     report = json.loads((quick_run / "evaluation.json").read_text())
-    assert report["semantic_tokens"]["accuracy"] > report["semantic_tokens"]["chance"]  # the tokens hear pitch
+    layout = ModelConfig.load(quick_run / "model" / "config.yaml").tokens
+    uniform = {"semantic": layout.semantic_clusters, "coarse": layout.codebook_size, "fine": layout.codebook_size}
+    for stage, size in uniform.items():
+        assert report["tokens"][stage]["true"]["loss"] < np.log(size), (stage, report["tokens"][stage])
+        assert {"loss", "accuracy"} <= set(report["tokens"][stage]["shuffled"])
+    assert report["semantic_tokens"]["accuracy"] > 2 * report["semantic_tokens"]["chance"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import soundfile as sf
 
 from accompgen.apps.cli import main
@@ -34,9 +35,11 @@ def test_eval_needs_something_to_do(synthetic, capsys):
     assert "nothing to evaluate" in capsys.readouterr().err
 
 
-def test_a_stage_that_learned_the_mapping_needs_its_true_condition(synthetic):
+# The coarse stage learns this mapping too but slowly: 0.13 nats of margin after 150 steps, in 40 s.
+@pytest.mark.parametrize("stage", ["semantic", "fine"])
+def test_a_stage_that_learned_the_mapping_needs_its_true_condition(synthetic, stage):
     model_dir, tokens = synthetic
     settings = TrainSettings(steps=150, batch_size=8, lr=1e-2, warmup_steps=20, checkpoint_every=1000, cond_dropout=0.0)
-    Trainer(model_dir, tokens, "semantic", settings, "cpu").run()
-    semantic = token_metrics(model_dir, tokens, batches=2, split="all")["semantic"]
-    assert semantic["true"]["loss"] < semantic["shuffled"]["loss"] - 0.25, semantic
+    Trainer(model_dir, tokens, stage, settings, "cpu").run()
+    metrics = token_metrics(model_dir, tokens, batches=2, split="all")[stage]
+    assert metrics["true"]["loss"] < metrics["shuffled"]["loss"] - 0.25, metrics
