@@ -25,8 +25,8 @@ def quick_run(tmp_path_factory):
 def test_every_stage_learns_its_token_streams(quick_run):
     """Held-out loss of every stage below a uniform guess over its target stream, and semantic tokens that hear
     pitch. Whether a stage also uses its condition is asserted on a learnable synthetic mapping
-    (tests/accompgen/evaluation/test_token_metrics.py), not here: at the quick sizes the chorale tokens leave too
-    little to use (their changes are independent of the vocal's), and the held-out true- and shuffled-condition
+    (tests/accompgen/evaluation/test_token_metrics.py), not here: at the quick sizes (8 chorales, tokenizers trained
+    for seconds) the tokens leave a stage too little to use, and the held-out true- and shuffled-condition
     losses were measured within a few per cent of each other, the sign varying with seed and machine (semantic stage
     -3.6 % to +3.5 % over eleven runs of this recipe and variants of it). The full recipe reports that gap."""
     report = json.loads((quick_run / "evaluation.json").read_text())
