@@ -14,10 +14,9 @@ every tensor and RNG state the loop uses, so a killed run resumes where it stopp
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filte
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ
 from accompgen.data.stems import SongSource
 from accompgen.tokenizers.codec import CODEC_SAMPLE_RATE, Codec
-from accompgen.tokenizers.pretrained import load_pretrained, save_pretrained
-from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
+from accompgen.tokenizers.pretrained import load_pretrained
 from accompgen.train.schedule import warmup_cosine
+from accompgen.train.tokenizer_loop import TokenizerTrainer
 
 
 @dataclass(frozen=True)
@@ -248,11 +247,14 @@ def read_accompaniments(sources: list[SongSource], max_songs: int) -> list[np.nd
     return out
 
 
-class CodecTrainer:
+class CodecTrainer(TokenizerTrainer):
     """Trains the codec into `out`: checkpoint.pt while training, then config.json + model.safetensors."""
 
+    what = "codec"
+    settings: CodecTrainSettings
+
     def __init__(self, out: Path, audio: list[np.ndarray], shape: CodecShape, settings: CodecTrainSettings):
-        self.out, self.shape, self.settings = Path(out), shape, settings
+        super().__init__(out, shape, settings)
         self.sampler = CropSampler(audio, settings)
         torch.manual_seed(settings.seed)
         self.model = EncodecModel(shape.encodec_config())
@@ -262,54 +264,22 @@ class CodecTrainer:
         frames = math.ceil(self.sampler.length / math.prod(shape.upsampling_ratios))
         self.quantizer = TrainingQuantizer(self.model, settings, settings.batch_size * frames)
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.step = 0
-        self.checkpoint = self.out / "checkpoint.pt"
-        self.log = self.out / "train.jsonl"
 
-    def made_with(self) -> dict[str, Any]:
-        return {"shape": asdict(self.shape), "settings": asdict(self.settings)}
-
-    def save(self) -> None:
-        state = {
+    def _state(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
-            "step": self.step,
-            **self.made_with(),
         }
-        save_checkpoint(self.checkpoint, state)
 
-    def resume(self) -> bool:
-        mismatch = "was made with other codec settings: delete it to start over"
-        state = load_checkpoint(self.checkpoint, self.made_with(), mismatch)
-        if state is None:
-            return False
+    def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.step = state["step"]
-        return True
-
-    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.model.train()
-        while self.step < self.settings.steps:
-            if self.step == self.settings.autoencoder_steps:
-                self._init_codebooks()
-            record = self._train_step()
-            self.step += 1
-            if self.step % 10 == 0 or self.step == self.settings.steps:
-                with open(self.log, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if on_step:
-                on_step(record)
-            if self.step % self.settings.checkpoint_every == 0:
-                self.save()
-        self.model.eval()
-        save_pretrained(self.model, self.out)
-        self.checkpoint.unlink(missing_ok=True)
 
     def _train_step(self) -> dict[str, Any]:
+        if self.step == self.settings.autoencoder_steps:
+            self._init_codebooks()
         for group in self.optimizer.param_groups:
             group["lr"] = self.settings.lr * warmup_cosine(
                 self.step, self.settings.warmup_steps, self.settings.steps, self.settings.min_lr_ratio

@@ -9,9 +9,7 @@ learns from MFCC targets, this model learns to predict per-frame log-chroma and 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +24,8 @@ from accompgen.core.errors import UserError
 from accompgen.core.music import mel_filters, pitch_class_filters
 from accompgen.core.semantic_framing import SEMANTIC_CONTEXT, SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
 from accompgen.data.stems import SongSource
-from accompgen.tokenizers.pretrained import save_pretrained
-from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
 from accompgen.train.schedule import warmup_cosine
+from accompgen.train.tokenizer_loop import TokenizerTrainer
 
 CHROMA_N_FFT = 2048  # 128 ms: enough resolution for low notes
 MEL_N_FFT = 512
@@ -149,11 +146,14 @@ def read_stems(sources: list[SongSource], max_songs: int) -> list[np.ndarray]:
     return out
 
 
-class SemanticEncoderTrainer:
+class SemanticEncoderTrainer(TokenizerTrainer):
     """Trains the HuBERT into `out`: checkpoint.pt while training, then config.json + model.safetensors."""
 
+    what = "semantic encoder"
+    settings: SemanticTrainSettings
+
     def __init__(self, out: Path, audio: list[np.ndarray], shape: HubertShape, settings: SemanticTrainSettings):
-        self.out, self.shape, self.settings = Path(out), shape, settings
+        super().__init__(out, shape, settings)
         self.sampler = ChunkSampler(audio, settings)
         torch.manual_seed(settings.seed)
         self.model = HubertModel(shape.hubert_config())
@@ -162,9 +162,6 @@ class SemanticEncoderTrainer:
         self._fit_target_statistics()
         params = [*self.model.parameters(), *self.head.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-        self.step = 0
-        self.checkpoint = self.out / "checkpoint.pt"
-        self.log = self.out / "train.jsonl"
 
     @torch.no_grad()
     def _fit_target_statistics(self) -> None:
@@ -172,46 +169,17 @@ class SemanticEncoderTrainer:
         self.head.mean.copy_(targets.mean(0))
         self.head.std.copy_(targets.std(0).clamp(min=1e-3))
 
-    def made_with(self) -> dict[str, Any]:
-        return {"shape": asdict(self.shape), "settings": asdict(self.settings)}
-
-    def save(self) -> None:
-        state = {
+    def _state(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-            **self.made_with(),
         }
-        save_checkpoint(self.checkpoint, state)
 
-    def resume(self) -> bool:
-        mismatch = "was made with other settings: delete it to start over"
-        state = load_checkpoint(self.checkpoint, self.made_with(), mismatch)
-        if state is None:
-            return False
+    def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = state["step"]
-        return True
-
-    def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.model.train()
-        while self.step < self.settings.steps:
-            record = self._train_step()
-            self.step += 1
-            if self.step % 10 == 0 or self.step == self.settings.steps:
-                with open(self.log, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            if on_step:
-                on_step(record)
-            if self.step % self.settings.checkpoint_every == 0:
-                self.save()
-        self.model.eval()
-        save_pretrained(self.model, self.out)
-        self.checkpoint.unlink(missing_ok=True)
 
     def _train_step(self) -> dict[str, Any]:
         for group in self.optimizer.param_groups:

@@ -4,26 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from accompgen.apps.recipe import QUICK
 from accompgen.core.semantic_framing import SEMANTIC_SAMPLE_RATE, semantic_chunk
 from accompgen.core.synth import sung_phrase
 from accompgen.tokenizers.semantic import HubertFeatures
 from accompgen.train.semantic_encoder import (
     N_MELS,
     FrameTargets,
-    HubertShape,
     SemanticEncoderTrainer,
     SemanticTrainSettings,
 )
 
-TINY = HubertShape(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_channels=16,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-)
+TINY = QUICK.hubert_shape  # the quick recipe's encoder: seconds to train
 
 
 def test_targets_have_one_frame_per_hubert_frame_and_hear_the_pitch():
