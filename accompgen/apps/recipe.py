@@ -97,9 +97,8 @@ QUICK = RecipeSettings(
     kmeans_seconds=20.0,
     clips=ClipSettings(clip_s=2.0, hop_s=1.0),
     stages={
-        "semantic": TrainSettings(steps=300, batch_size=16, lr=1e-2, warmup_steps=20, checkpoint_every=100),
-        "coarse": TrainSettings(steps=300, batch_size=16, lr=1e-2, warmup_steps=20, checkpoint_every=100),
-        "fine": TrainSettings(steps=300, batch_size=16, lr=1e-2, warmup_steps=20, checkpoint_every=100),
+        name: TrainSettings(steps=300, batch_size=16, lr=1e-2, warmup_steps=20, checkpoint_every=100)
+        for name in ("semantic", "coarse", "fine")
     },
     music=MusicEvalSettings(songs=4, seconds=3.0, permutations=200),
     sampling_candidates=({"cfg_scale": 3.0, "top_k": 32},),
