@@ -6,7 +6,8 @@ kinder stand-in would hide:
 - ExecProcess is no shell. On macOS and Linux REAPER splits the line itself (", ' and ` group words, nothing else
   is special); on Windows the program splits it by the C runtime's rules. The program runs without a shell, with
   the PATH a GUI app gets (macOS Finder: /usr/bin:/bin:/usr/sbin:/sbin); one that cannot be started gives nil.
-  Waiting calls block the UI: the simulator times every script tick, ExecProcess included.
+  Waiting calls block the UI: the simulator counts what every script tick costs REAPER's UI thread (Lua
+  instructions, programs waited on, bytes read), so a slow tick fails the test on any machine, however loaded.
 - Several projects (tabs); pointers are only valid in their own project, and a deleted track or a closed project
   used in a call fails the test (REAPER would crash or corrupt the project).
 - Takes have pitch, channel mode, volume envelopes and sections that loop over their own length; sources may be in
@@ -22,7 +23,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,29 @@ GUI_PATH = {  # the PATH REAPER sees when started from the desktop
     "macOS-arm64": "/usr/bin:/bin:/usr/sbin:/sbin",
     "Win64": r"C:\Windows\system32;C:\Windows",
 }
+
+
+@dataclass(frozen=True)
+class TickCost:
+    """What one script run or deferred callback made REAPER's UI thread do. Counted rather than timed: a count is
+    the same on a loaded two-core test machine as on a musician's laptop, and it is the script's alone (the
+    simulator's own Python work and the bridge working beside the test are not in it)."""
+
+    kilo_instructions: int = 0  # Lua VM instructions, in thousands
+    programs_waited: int = 0  # programs run to completion (ExecProcess with a timeout, os.execute, io.popen)
+    bytes_read: int = 0  # from files the script opened
+
+    def __sub__(self, earlier: TickCost) -> TickCost:
+        return TickCost(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
+
+    def exceeds(self, budget: TickCost) -> bool:
+        return any(cost > limit for cost, limit in zip(astuple(self), astuple(budget), strict=True))
+
+
+# The most a script may do in one tick. REAPER's Lua 5.4 runs some 50 million instructions a second on an old
+# laptop, so 500 thousand are about 10 ms of a 30 Hz UI cycle; a program waited on blocks for its whole run (a
+# Python start alone takes a second on a slow disk); a megabyte is a status file many times over, not audio.
+TICK_BUDGET = TickCost(kilo_instructions=500, programs_waited=0, bytes_read=1 << 20)
 
 
 def load_signatures() -> dict[str, list[str] | None]:
@@ -272,11 +296,7 @@ class Reaper:
         self.exec_calls: list[str] = []  # command lines, as the script built them
         self.exec_argv: list[list[str]] = []  # what the program received, split as REAPER splits
         self.background: list[subprocess.Popen] = []
-        # How long every script run and deferred callback held REAPER's UI: the CPU time of the script's thread plus
-        # the time it waited on programs run synchronously. Not wall time: on two cores the bridge process working
-        # beside the test takes the CPU away from a tick that does nothing slow, and that would not block REAPER.
-        self.tick_seconds: list[float] = []
-        self.waited_s = 0.0  # wall time spent waiting on programs ExecProcess ran to completion
+        self.programs_waited = 0  # programs ExecProcess ran to completion: each blocks REAPER's UI for its run
 
     @property
     def project(self) -> Project:
@@ -391,13 +411,10 @@ class Reaper:
                     subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
                 )
                 return None
-            started = time.perf_counter()
-            try:
-                done = subprocess.run(
-                    argv, capture_output=True, text=True, env=env, check=False, timeout=timeout_ms / 1000 or None
-                )
-            finally:
-                self.waited_s += time.perf_counter() - started
+            self.programs_waited += 1
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env=env, check=False, timeout=timeout_ms / 1000 or None
+            )
         except (OSError, IndexError, subprocess.TimeoutExpired):  # no such program, an empty line, too slow
             return None
         return f"{done.returncode}\n{done.stdout}"
@@ -689,7 +706,9 @@ class Simulation:
         self.lua.globals().gfx = self.gfx
         self.script = script
         self.open_files: list[str] = []  # files the script holds open at the end of a tick
+        self.ticks: list[TickCost] = []
         self._model_the_desktop(os_name)
+        self._count_instructions()
 
     def _model_the_desktop(self, os_name: str) -> None:
         """os.getenv answers with the environment a GUI app gets; io.open is watched so that a file left open
@@ -712,6 +731,17 @@ class Simulation:
                 if key == "close" then
                   return function() entry.closed = true; return file:close() end
                 end
+                if key == "read" then
+                  return function(_, ...)
+                    local results = table.pack(file:read(...))
+                    for i = 1, results.n do
+                      if type(results[i]) == "string" then
+                        accompgen_sim_bytes_read = accompgen_sim_bytes_read + #results[i]
+                      end
+                    end
+                    return table.unpack(results, 1, results.n)
+                  end
+                end
                 local member = file[key]
                 if type(member) == "function" then return function(_, ...) return member(file, ...) end end
                 return member
@@ -720,17 +750,36 @@ class Simulation:
             """
         )
 
-    def _timed(self, fn: Callable[[], Any]) -> None:
-        cpu, waited = time.thread_time(), self.reaper.waited_s
+    def _count_instructions(self) -> None:
+        """Counts Lua instructions, and the shells os.execute and io.popen run: the script waits on those (and on
+        Windows they flash a console window)."""
+        self.lua.execute(
+            """
+            accompgen_sim_kilo, accompgen_sim_bytes_read, accompgen_sim_shells = 0, 0, 0
+            debug.sethook(function() accompgen_sim_kilo = accompgen_sim_kilo + 1 end, "", 1000)
+            local function counted(run)
+              return function(...) accompgen_sim_shells = accompgen_sim_shells + 1; return run(...) end
+            end
+            os.execute, io.popen = counted(os.execute), counted(io.popen)
+            """
+        )
+
+    def _counters(self) -> TickCost:
+        lua = self.lua.globals()
+        waited = self.reaper.programs_waited + lua.accompgen_sim_shells
+        return TickCost(lua.accompgen_sim_kilo, waited, lua.accompgen_sim_bytes_read)
+
+    def _tick(self, fn: Callable[[], Any]) -> None:
+        before = self._counters()
         try:
             fn()
         finally:
-            self.reaper.tick_seconds.append(time.thread_time() - cpu + self.reaper.waited_s - waited)
+            self.ticks.append(self._counters() - before)
             handles = self.lua.globals().accompgen_sim_handles
             self.open_files += [h.path for h in handles.values() if not h.closed]
 
     def run(self) -> None:
-        self._timed(lambda: self.lua.execute(f"dofile({_lua_string(str(self.script))})"))
+        self._tick(lambda: self.lua.execute(f"dofile({_lua_string(str(self.script))})"))
 
     def run_deferred(
         self, max_cycles: int = 10_000, cycle_s: float = 0.01, on_cycle: Callable[[int], None] | None = None
@@ -744,12 +793,13 @@ class Simulation:
                 on_cycle(cycle)
             pending, self.reaper.deferred = self.reaper.deferred, []
             for fn in pending:
-                self._timed(fn)
+                self._tick(fn)
             time.sleep(cycle_s)
         raise AssertionError(f"the script was still deferring after {max_cycles} cycles")
 
-    def longest_tick_s(self) -> float:
-        return max(self.reaper.tick_seconds, default=0.0)
+    def heavy_ticks(self, budget: TickCost = TICK_BUDGET) -> list[tuple[int, TickCost]]:
+        """The ticks that would have held REAPER's UI too long, with their place in the run."""
+        return [(index, cost) for index, cost in enumerate(self.ticks) if cost.exceeds(budget)]
 
     def _exit(self) -> None:
         hooks, self.reaper.exit_hooks = self.reaper.exit_hooks, []

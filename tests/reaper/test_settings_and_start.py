@@ -72,7 +72,7 @@ def test_check_finds_a_running_bridge(project, running_bridge):
     sim.run_deferred(max_cycles=3000)
     (message,) = sim.reaper.messages
     assert message.startswith("The AccompGen bridge 0.1.0 is running") and str(running_bridge.tcp_port) in message
-    assert sim.longest_tick_s() < 0.1
+    assert sim.heavy_ticks() == []
 
 
 def test_start_launches_a_bridge_in_the_background_without_blocking(project, tiny_bundle, tmp_path):
@@ -85,7 +85,7 @@ def test_start_launches_a_bridge_in_the_background_without_blocking(project, tin
         (message,) = sim.reaper.messages
         assert message.startswith("Started the AccompGen bridge 0.1.0")
         assert (state / "bridge.json").is_file()
-        assert sim.longest_tick_s() < 0.1, sim.reaper.tick_seconds  # pings are started, never waited for
+        assert sim.heavy_ticks() == []  # pings are started, never waited for
     finally:
         stop_started_bridge(sim, state)
     assert len(sim.reaper.exec_calls) < 15  # about one ping a second, not one a tick

@@ -125,11 +125,33 @@ def test_settings_validation(lua, fields, problem):
     assert cleaned is None and problem in message
 
 
-def test_a_tick_counts_the_time_it_waits_on_a_program(tmp_path):
-    """Ticks are CPU time plus waits on programs, so a script that waits on a program is caught however busy the
-    machine is, and one that does nothing slow is not blamed for another process's work."""
+@pytest.mark.parametrize(
+    "lua_code",
+    [
+        "reaper.ExecProcess('/bin/true', 5000)",
+        "os.execute('true')",
+        "local s = 0 for i = 1, 1000000 do s = s + i end",
+    ],
+)
+def test_a_tick_that_would_hold_reapers_ui_is_heavy(tmp_path, lua_code):
     sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua")
-    sim._timed(lambda: sim.lua.execute("reaper.ExecProcess('/bin/sleep 0.3', 5000)"))
-    sim._timed(lambda: sim.lua.execute("reaper.ExecProcess('/bin/sleep 0.3', -1)"))
-    waited, started = sim.reaper.tick_seconds
-    assert waited >= 0.3 and started < 0.1
+    sim._tick(lambda: sim.lua.execute(lua_code))
+    assert [index for index, _ in sim.heavy_ticks()] == [0]
+
+
+def test_a_tick_that_starts_a_program_or_reads_a_status_file_is_light(tmp_path):
+    status = tmp_path / "status.json"
+    status.write_text('{"state": "running"}')
+    sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua")
+    sim._tick(lambda: sim.lua.execute("reaper.ExecProcess('/bin/sleep 0.3', -1)"))
+    sim._tick(lambda: sim.lua.execute(f"local f = io.open({str(status)!r}) f:read('a') f:close()"))
+    assert sim.heavy_ticks() == []
+    assert [cost.bytes_read for cost in sim.ticks] == [0, len(status.read_text())]
+
+
+def test_reading_a_file_whole_in_one_tick_is_heavy(tmp_path):
+    audio = tmp_path / "take.wav"
+    audio.write_bytes(bytes(3 << 20))
+    sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua")
+    sim._tick(lambda: sim.lua.execute(f"local f = io.open({str(audio)!r}, 'rb') f:read('a') f:close()"))
+    assert sim.ticks[0].bytes_read == 3 << 20 and len(sim.heavy_ticks()) == 1
