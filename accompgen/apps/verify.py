@@ -21,9 +21,13 @@ from accompgen_bridge.ort_inference import OrtInference
 from accompgen_bridge.providers import Device, choose_device, open_session
 
 FP32_LOGIT_ATOL = 1e-4
-# For bundles that round their weights: the largest total variation distance between the runtime's and torch's
-# next-token distributions over all positions checked (0: the same distribution, 1: disjoint).
-MAX_TOTAL_VARIATION = {"fp16": 0.02, "int8": 0.1, "int4": 0.25}
+# For bundles that round their weights: the mean total variation distance between the runtime's and torch's
+# next-token distributions over the positions checked (0: the same distribution, 1: disjoint), the probability
+# mass rounding moves per sampled token. The mean, not the largest: at one near-tie of a sharply trained model a
+# rounding flips the top token, and that largest distance ran from 0.01 to 0.12 over three seeds of one int8
+# bundle whose mean stayed within 0.006-0.013. Limits measured (quick recipe and chorale model; means): fp16
+# <= 0.0006, int8 <= 0.013, int4 <= 0.084; a model with other weights moves most of the mass.
+MEAN_TOTAL_VARIATION = {"fp16": 0.005, "int8": 0.04, "int4": 0.15}
 AUDIO_ATOL = 1e-4
 COMPACT_AUDIO_SNR_DB = 40.0  # fp16-stored decoder weights: audio within -40 dB of torch's
 ID_AGREEMENT = 0.99
@@ -96,9 +100,9 @@ def _decode_both(
 
 def _stage_check(graph: str, manifest: Manifest, ort_logits: np.ndarray, torch_logits: np.ndarray) -> Check:
     rounding = manifest.quantization if manifest.quantization != "none" else manifest.precision
-    if rounding in MAX_TOTAL_VARIATION:
+    if rounding in MEAN_TOTAL_VARIATION:
         distance = 0.5 * np.abs(softmax(ort_logits) - softmax(torch_logits)).sum(-1)
-        return Check(graph, "max total variation", float(distance.max()), MAX_TOTAL_VARIATION[rounding])
+        return Check(graph, "mean total variation", float(distance.mean()), MEAN_TOTAL_VARIATION[rounding])
     return Check(graph, "max |logit diff|", float(np.abs(ort_logits - torch_logits).max()), FP32_LOGIT_ATOL)
 
 

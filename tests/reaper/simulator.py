@@ -707,8 +707,8 @@ class Simulation:
         self.script = script
         self.open_files: list[str] = []  # files the script holds open at the end of a tick
         self.ticks: list[TickCost] = []
+        self._count_work()
         self._model_the_desktop(os_name)
-        self._count_instructions()
 
     def _model_the_desktop(self, os_name: str) -> None:
         """os.getenv answers with the environment a GUI app gets; io.open is watched so that a file left open
@@ -750,9 +750,9 @@ class Simulation:
             """
         )
 
-    def _count_instructions(self) -> None:
-        """Counts Lua instructions, and the shells os.execute and io.popen run: the script waits on those (and on
-        Windows they flash a console window)."""
+    def _count_work(self) -> None:
+        """Counters behind TickCost: Lua instructions, the shells os.execute and io.popen run (the script waits on
+        those, and on Windows they flash a console window), and bytes read (counted by the io.open watch)."""
         self.lua.execute(
             """
             accompgen_sim_kilo, accompgen_sim_bytes_read, accompgen_sim_shells = 0, 0, 0

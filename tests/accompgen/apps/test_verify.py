@@ -25,6 +25,18 @@ def test_verify_fails_when_the_weights_differ(tiny_bundle, tiny_parts, tmp_path)
     assert checks["stage_coarse (batch 1)"].passed
 
 
+def test_an_int8_bundle_agrees_on_average_with_its_model_and_not_with_another(tiny_parts, tiny_config, tmp_path):
+    """Rounded weights are judged by the mass they move per sampled token, which another model's weights exceed."""
+    from accompgen.model.model_dir import random_parts
+    from accompgen_export.bundle_writer import ExportSettings, write_bundle
+
+    write_bundle(tiny_parts, tmp_path / "int8", ExportSettings(quantize="int8"))
+    own = [c for c in verify_bundle(tmp_path / "int8", tiny_parts, device="cpu") if c.graph.startswith("stage_")]
+    other = verify_bundle(tmp_path / "int8", random_parts(tiny_config, seed=1), device="cpu")
+    assert {c.metric for c in own} == {"mean total variation"} and all(c.passed for c in own)
+    assert not any(c.passed for c in other if c.graph.startswith("stage_"))
+
+
 def test_verify_without_a_recorded_source_asks_for_the_model(tiny_bundle, tmp_path, capsys):
     import yaml
 
