@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
-from accompgen.core.decoding import REQUEST_LIMITS, SamplingOptions
+from accompgen.core.decoding import REQUEST_LIMITS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "reaper_scripts" / "AccompGen"
@@ -106,18 +106,15 @@ def lua_number(value: float) -> str:
 
 
 def limits_lua() -> str:
-    defaults = SamplingOptions()
     rows = "\n".join(
         f"  {name} = {{ {lua_number(low)}, {lua_number(high)} }}," for name, (low, high) in REQUEST_LIMITS.items()
     )
     return (
         "-- @noindex\n"
         "-- Written by tools/reapack_index.py from accompgen.core.decoding: do not edit by hand.\n"
-        "-- The ranges the bridge accepts for each request setting, and the bundle defaults as exported.\n"
+        "-- The ranges the bridge accepts for each request setting (defaults are the bundle's).\n"
         "return {\n"
         f"{rows}\n"
-        f"  defaults = {{ cfg_scale = {lua_number(defaults.cfg_scale)}, "
-        f"temperature = {lua_number(defaults.temperature)} }},\n"
         "}\n"
     )
 

@@ -1,5 +1,5 @@
 -- @description AccompGen: Generate accompaniment for selected items
--- @version 0.2.0
+-- @version 0.3.0
 -- @author AccompGen
 -- @about
 --   Select sung vocal items and run this script: each goes to the AccompGen bridge, a progress window shows
@@ -18,8 +18,8 @@
 --   [main] AccompGen - Settings.lua
 --   [main] AccompGen - Start or check bridge.lua
 -- @changelog
---   Calls the bridge without blocking REAPER; notices a bridge that stopped; renders pitched, enveloped and
---   looped takes and unreadable formats first; writes into the project's media folder; follows project tabs.
+--   CFG scale and temperature are blank by default: the bundle's own settings, tuned for its model, apply
+--   unless you set them.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")

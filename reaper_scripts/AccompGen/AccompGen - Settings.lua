@@ -1,13 +1,13 @@
 -- @description AccompGen: Settings
--- @version 0.2.0
+-- @version 0.3.0
 -- @author AccompGen
 -- @noindex
 -- @about
 --   The bridge command (the full path of accompgen-bridge: REAPER started from the macOS Finder does not see your
---   shell's PATH), the bundle the bridge serves, CFG scale, temperature, seed (blank = a new random one each run)
---   and variations. Stored in REAPER's ExtState.
+--   shell's PATH), the bundle the bridge serves, CFG scale and temperature (blank = the bundle's own, tuned for
+--   its model), seed (blank = a new random one each run) and variations. Stored in REAPER's ExtState.
 -- @changelog
---   Fields may hold commas; the bridge command is stored as a full path.
+--   CFG scale and temperature may be left blank for the bundle's own settings, and are by default.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")

@@ -14,14 +14,14 @@ M.SECTION = "AccompGen"
 M.DEFAULTS = {
   bridge_command = "accompgen-bridge",
   bundle = "",
-  cfg_scale = "3.0",
-  temperature = "0.9",
+  cfg_scale = "", -- blank: the bundle's own, tuned for its model
+  temperature = "",
   seed = "",
   variations = "1",
 }
 M.SETTING_ORDER = { "bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations" }
-M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG scale,Temperature,"
-  .. "Seed (blank = random),Variations"
+M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG scale (blank = bundle's),"
+  .. "Temperature (blank = bundle's),Seed (blank = random),Variations"
 
 -- REAPER action ids used by the scripts.
 M.CMD_RENDER_TO_NEW_TAKE = 40601 -- Item: Render items to new take
@@ -189,8 +189,10 @@ function M.validate_settings(settings)
   for _, key in ipairs(M.SETTING_ORDER) do cleaned[key] = (settings[key] or ""):match("^%s*(.-)%s*$") end
   if cleaned.bridge_command == "" then return nil, "The bridge command must not be empty." end
   for _, key in ipairs({ "cfg_scale", "temperature" }) do
-    local ok, message = in_limits(key, tonumber(cleaned[key]))
-    if not ok then return nil, message end
+    if cleaned[key] ~= "" then
+      local ok, message = in_limits(key, tonumber(cleaned[key]))
+      if not ok then return nil, message .. " Or blank for the bundle's own." end
+    end
   end
   if cleaned.seed ~= "" then
     local ok = cleaned.seed:match("^%d+$") and in_limits("seed", tonumber(cleaned.seed))

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from .conftest import GENERATE, bridge_command, simulate, submitted_requests
@@ -49,6 +50,15 @@ def test_a_track_appears_under_the_vocal_aligned_to_the_item(project, vocal_file
     # the region sent was the take's: 3 s into the file, 2 s long, the path with its quotes and letters intact
     request = submitted_requests(running_bridge.state_dir)[-1]
     assert (request["input_path"], request["start_s"], request["duration_s"]) == (str(vocal_file), 3.0, 2.0)
+
+
+def test_blank_sampling_settings_leave_the_choice_to_the_bundle(project, vocal_file, running_bridge):
+    """A bundle carries the guidance and temperature tuned for its model; only what the user set overrides them."""
+    vocal_project(project, vocal_file, length=1.0)
+    run_generate(project, running_bridge.state_dir, cfg_scale="", temperature="0.7")
+    request = submitted_requests(running_bridge.state_dir)[-1]
+    assert request["cfg_scale"] is None  # the bundle's default
+    assert request["temperature"] == pytest.approx(0.7)  # OSC carries 32-bit floats
 
 
 def test_the_paths_survive_windows_command_line_splitting(project, vocal_file, running_bridge):

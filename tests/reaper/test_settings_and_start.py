@@ -34,7 +34,7 @@ def test_settings_are_stored_one_per_line_so_commas_survive(project, tmp_path):
         "variations": "3",
     }
     _title, count, captions, defaults = sim.reaper.user_input_calls[0]
-    assert count == 6 and defaults == "accompgen-bridge\n\n3.0\n0.9\n\n1"
+    assert count == 6 and defaults == "accompgen-bridge\n\n\n\n\n1"  # blank sampling: the bundle's own defaults
     assert captions.endswith(",extrawidth=220,separator=\n")
 
 

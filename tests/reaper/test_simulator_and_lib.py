@@ -115,6 +115,7 @@ def test_exec_process_is_no_shell_and_a_missing_program_gives_nil(tmp_path):
         (["x", "", "3", "0.9", "4.5", "1"], "Seed"),
         (["x", "", "3", "0.9", "", "9"], "Variations"),
         (["x", "", "3", "0.9", "", "0"], "Variations"),
+        (["x", "", "", "-1", "", "1"], "Temperature"),
     ],
 )
 def test_settings_validation(lua, fields, problem):
@@ -123,6 +124,13 @@ def test_settings_validation(lua, fields, problem):
     table = sim.lua.table_from(dict(zip(keys, fields, strict=True)))
     cleaned, message = lib.validate_settings(table)
     assert cleaned is None and problem in message
+
+
+def test_blank_sampling_settings_are_valid(lua):
+    sim, lib = lua
+    table = sim.lua.table_from({"bridge_command": "x", "cfg_scale": " ", "temperature": "", "variations": "1"})
+    cleaned = lib.validate_settings(table)
+    assert (cleaned.cfg_scale, cleaned.temperature) == ("", "")
 
 
 @pytest.mark.parametrize(
