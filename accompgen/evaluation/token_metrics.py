@@ -31,7 +31,7 @@ def token_metrics(
         model = load_stage(path, config, name)
         data = StageWindows(tokens_dir, config.tokens, config.tokens.stages[name], stage_config.plan, split=split)
         results[name] = {"true": _teacher_forced(model, data, batches, batch_size, shuffled=False)}
-        if len(np.unique(data.songs)) > 1:
+        if data.song_count > 1:
             results[name]["shuffled"] = _teacher_forced(model, data, batches, batch_size, shuffled=True)
         else:
             results[name]["shuffled"] = {"skipped": f"one {split} song: a mismatched condition needs another song"}

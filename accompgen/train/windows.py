@@ -64,10 +64,15 @@ class StageWindows:
     def __len__(self) -> int:
         return len(self.tracks["vocal_semantic"])
 
+    @property
+    def song_count(self) -> int:
+        """Songs with at least one clip in this split."""
+        return len(np.unique(self.songs))
+
     def clips_of_other_songs(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """For each clip, a random clip of another song: another clip of the same song shares its key and, where
         the clips overlap, its very notes, so it would be a mismatched condition only in name."""
-        if len(np.unique(self.songs)) < 2:
+        if self.song_count < 2:
             raise UserError("a mismatched condition needs clips of at least two songs")
         others = np.empty_like(clips)
         for row, clip in enumerate(clips):
