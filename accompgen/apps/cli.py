@@ -216,6 +216,9 @@ def bench(args: argparse.Namespace) -> None:
 
     from rich.console import Console
 
+    if args.train:
+        train_bench(args)
+        return
     from accompgen.apps.bench import FULL, QUICK, run_bench
 
     settings = QUICK if args.quick else FULL
@@ -231,6 +234,18 @@ def bench(args: argparse.Namespace) -> None:
     else:
         print((args.out / "bench.md").read_text())
     console.print(f"wrote {args.out / 'bench.json'}, {args.out / 'bench.md'} and {args.out / 'bench.png'}")
+
+
+def train_bench(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from accompgen.apps.train_bench import FULL, QUICK, run_train_bench
+
+    console = Console(stderr=True)
+    with console.status("benchmarking training steps") as status:
+        report = run_train_bench(QUICK if args.quick else FULL, args.out, progress=lambda text: status.update(text))
+    print(json.dumps(report, indent=2) if args.json else (args.out / "train_bench.md").read_text())
+    console.print(f"wrote {args.out / 'train_bench.json'} and {args.out / 'train_bench.md'}")
 
 
 def progress_bar(disable: bool = False):
@@ -393,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("seed", int),
     ):
         tr.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"))
+    tr.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="auto: bf16 where the device has it natively")
+    tr.add_argument("--attention", choices=("auto", "blocked", "sdpa"), help="auto: blocked on CPU, sdpa on GPUs")
+    tr.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: on)")
     tr.set_defaults(run=train)
 
     ev = commands.add_parser("eval", help="held-out loss/accuracy per stage, and FAD between folders of audio")
@@ -407,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ben = commands.add_parser("bench", help="our runtime against torch eager and MusicGen, in one run")
     ben.add_argument("--quick", action="store_true", help="tiny config, short pasts: under a minute on 2 cores")
+    ben.add_argument(
+        "--train", action="store_true", help="training steps instead: each stage and tokenizer, each speed lever"
+    )
     ben.add_argument("--config", help="preset or YAML (default: small; tiny with --quick)")
     ben.add_argument("--pasts", type=int, nargs="+", help="past lengths of the per-step table (default 256 1024 4096)")
     ben.add_argument("--seconds", type=float, help="audio generated end to end (default 10; 2 with --quick)")

@@ -11,6 +11,7 @@ Shapes: B batch, S new tokens, P cached tokens, T = P + S, H heads, D head dim, 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -111,6 +112,31 @@ def sdpa_attend(
     k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
     # Under autocast q is bf16 while the bias stays fp32; SDPA wants them alike.
     return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(bias).to(q.dtype), dropout_p=dropout), k, v
+
+
+QUERY_BLOCKS = 4  # training attention's query blocks: 4 measured fastest at 704 positions (2: 1.5x slower, 8: alike)
+
+
+def blocked_attend(
+    q: Tensor, k: Tensor, v: Tensor, past_k: Tensor, past_v: Tensor, bias: Tensor, dropout: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The training path: SDPA's numbers, computed in query blocks that each see only the keys up to their own end.
+
+    The bias is learned, so SDPA cannot use its fused kernel (no gradient for attn_mask) and falls back to a math
+    path over the whole (B, H, S, T) score matrix, half of it masked. Blocks skip most of the masked half and keep
+    each score block small enough to stay in cache: 3.3x faster than that math path at 704 positions (bf16)."""
+    k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+    S, T = q.shape[2], k.shape[2]
+    masked = causal_mask(bias)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    edges = [round(i * S / QUERY_BLOCKS) for i in range(QUERY_BLOCKS + 1)]
+    blocks = []
+    for start, stop in itertools.pairwise(edges):
+        seen = T - S + stop  # query i sits at T - S + i and sees every key up to it
+        scores = (q[:, :, start:stop] @ k[:, :, :seen].transpose(-2, -1)) * scale + masked[..., start:stop, :seen]
+        probs = F.dropout(torch.softmax(scores, dim=-1), dropout) if dropout else torch.softmax(scores, dim=-1)
+        blocks.append(probs.to(v.dtype) @ v[:, :, :seen])
+    return torch.cat(blocks, dim=2), k, v
 
 
 def explicit_attend(

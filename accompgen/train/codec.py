@@ -86,6 +86,7 @@ class CodecTrainSettings:
     max_songs: int = 200
     checkpoint_every: int = 250
     seed: int = 0
+    precision: str = "auto"  # of the convolutions and the LSTM: auto (bf16 where native), bf16 or fp32
 
 
 @dataclass
@@ -285,7 +286,8 @@ class CodecTrainer(TokenizerTrainer):
                 self.step, self.settings.warmup_steps, self.settings.steps, self.settings.min_lr_ratio
             )
         audio = unit_rms(self.sampler.batch(self.step))
-        embeddings = self.model.encoder(audio[:, None])
+        with self.precision.autocast():
+            embeddings = self.model.encoder(audio[:, None]).float()  # the codebooks and their updates stay fp32
         quantizing = self.step >= self.settings.autoencoder_steps
         n_q, commitment = self.shape.num_codebooks, embeddings.new_zeros(())
         if quantizing:
@@ -293,7 +295,8 @@ class CodecTrainer(TokenizerTrainer):
             if rng.random() < self.settings.quantizer_dropout:
                 n_q = int(rng.integers(1, self.shape.num_codebooks + 1))
             embeddings, commitment = self.quantizer(embeddings, n_q, self.generator)
-        decoded = self.model.decoder(embeddings)[:, 0, : audio.shape[-1]]
+        with self.precision.autocast():
+            decoded = self.model.decoder(embeddings)[:, 0, : audio.shape[-1]].float()
         spectral = self.spectral(decoded, audio)
         wave = F.mse_loss(decoded, audio)
         loss = self.settings.spectral_weight * spectral + self.settings.wave_weight * wave

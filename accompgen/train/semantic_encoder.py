@@ -68,6 +68,7 @@ class SemanticTrainSettings:
     max_songs: int = 200
     checkpoint_every: int = 250
     seed: int = 0
+    precision: str = "auto"  # of the Transformer and its convolutions: auto (bf16 where native), bf16 or fp32
 
 
 class FrameTargets(nn.Module):
@@ -190,7 +191,8 @@ class SemanticEncoderTrainer(TokenizerTrainer):
         audio = self.sampler.batch(self.step)
         with torch.no_grad():
             targets = self.head.standardise(self.targets(audio))
-        predicted = self.head.proj(self.model(audio).last_hidden_state)[:, : targets.shape[1]]
+        with self.precision.autocast():
+            predicted = self.head.proj(self.model(audio).last_hidden_state)[:, : targets.shape[1]].float()
         chroma = F.mse_loss(predicted[..., :12], targets[..., :12])
         mel = F.mse_loss(predicted[..., 12:], targets[..., 12:])
         loss = self.settings.chroma_weight * chroma + mel

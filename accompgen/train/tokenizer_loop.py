@@ -10,10 +10,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel
 
 from accompgen.tokenizers.pretrained import save_pretrained
 from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
+from accompgen.train.precision import Precision
 
 LOG_EVERY = 10
 
@@ -25,8 +27,9 @@ class TokenizerTrainer(ABC):
     what: str  # names the settings in the message that refuses another run's checkpoint
     model: PreTrainedModel
 
-    def __init__(self, out: Path, shape: Any, settings: Any):  # dataclasses; settings with steps, checkpoint_every
-        self.out, self.shape, self.settings = Path(out), shape, settings
+    def __init__(self, out: Path, shape: Any, settings: Any):  # dataclasses; settings with steps, checkpoint_every,
+        self.out, self.shape, self.settings = Path(out), shape, settings  # precision
+        self.precision = Precision.choose(settings.precision, torch.device("cpu"))
         self.step = 0
         self.checkpoint = self.out / "checkpoint.pt"
         self.log = self.out / "train.jsonl"

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from accompgen.core.synth import sung_phrase
+from accompgen.data.token_folders import write_tokens
 from accompgen.model.model_dir import save_config
-from tests.accompgen.token_folders import write_tokens
 
 
 def write_song(folder, seconds=6.0, seed=0, rate=44100):

@@ -159,3 +159,21 @@ def test_the_exported_attention_computes_what_sdpa_does():
     expected = sdpa_attend(q, k, v, past_k, past_v, bias, 0.0)
     for got, want in zip(explicit_attend(q, k, v, past_k, past_v, bias, 0.0), expected, strict=True):
         assert torch.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize(("new", "past"), [(1, 0), (3, 0), (9, 0), (3, 5), (13, 2)])
+def test_the_training_attention_computes_what_sdpa_does_with_the_same_gradients(new, past):
+    """Query blocks that skip the masked keys: the same outputs, and the same gradients for q, k, v and the bias."""
+    from accompgen.model.transformer import blocked_attend, sdpa_attend
+
+    torch.manual_seed(0)
+    inputs = [torch.randn(2, 4, new, 8) for _ in range(3)] + [torch.randn(2, 4, past, 8) for _ in range(2)]
+    inputs.append(torch.randn(1, 4, new, past + new))
+    results = []
+    for attend in (blocked_attend, sdpa_attend):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        y, k, v = attend(*leaves, 0.0)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        results.append([y, k, v, *(leaf.grad for leaf in leaves)])
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -1,22 +1,27 @@
-"""Token folders written directly, with a mapping a tiny model can learn: instrumental = f(vocal)."""
+"""Token folders written directly, with a mapping a tiny model can learn: instrumental = f(vocal). The tests train on
+them, and `accompgen bench --train` times training steps on them (a step's speed does not depend on the tokens)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 
+from accompgen.core.tokens import TokenLayout
 from accompgen.data.prepare import ClipSettings
 
 
-def write_tokens(root, layout, songs=6, clips=8, clip_s=2.0, seed=0):
+def write_tokens(
+    root: Path, layout: TokenLayout, songs: int = 6, clips: int = 8, clip_s: float = 2.0, seed: int = 0
+) -> Path:
     """Prepared-token layout (index.json + shards/*.npz) of learnable synthetic songs."""
     rng = np.random.default_rng(seed)
     f50, f75 = round(clip_s * 50), round(clip_s * 75)
     k, card = layout.semantic_clusters, layout.codebook_size
     (root / "shards").mkdir(parents=True)
-    index = {
+    index: dict = {
         "layout": layout.to_dict(),
         "clips": dataclasses.asdict(ClipSettings(clip_s=clip_s, hop_s=clip_s)),
         "kmeans_sha256": "synthetic",
