@@ -103,32 +103,38 @@ class Engine:
         options = self.sampling_options(request)
         vocal, rate = read_region(request.input_path, request.start_s, request.duration_s)
         phases = PhaseProgress(request.preview, progress)
-        semantic_ids = self._encode(vocal, rate, request.duration_s, lambda f: phases("encode", f))
+        semantic_ids = self.encode(vocal, rate, request.duration_s, lambda f: phases("encode", f))
         codes = generate_codes(
             self.manifest.tokens,
             {name: spec.plan for name, spec in self.manifest.stages.items()},
             semantic_ids,
             request.duration_s,
-            {name: self._inference_factory(name) for name in self.manifest.stages},
+            self.inference_factories(),
             options,
             preview=request.preview,
             progress=phases,
         )
-        audio = self._decode(codes, lambda f: phases("decode", f))
+        audio = self.decode(codes, lambda f: phases("decode", f))
         out_rate = request.sample_rate or rate
         audio = resample(audio, self.manifest.audio.codec_sample_rate, out_rate)
         audio = fit_length(audio, round(request.duration_s * out_rate))
         seeds = tuple(options.seed + i for i in range(options.variations))
         return Result(audio=np.ascontiguousarray(audio, dtype=np.float32), sample_rate=out_rate, seeds=seeds)
 
+    def inference_factories(self) -> dict[str, Callable[[int], OrtInference]]:
+        """Per stage: a new inference (its own cache of the capacity given) for every window."""
+        return {name: self._inference_factory(name) for name in self.manifest.stages}
+
     def _inference_factory(self, stage: str) -> Callable[[int], OrtInference]:
         session, spec = self.sessions[f"stage_{stage}"], self.manifest.stages[stage]
         return lambda capacity: OrtInference(session, spec, self.device, capacity)
 
-    def _encode(self, vocal: np.ndarray, rate: int, duration_s: float, progress: Callable[[float], None]) -> np.ndarray:
-        """(samples,) at the file's rate -> (F50,) vocal semantic ids."""
+    def encode(
+        self, audio: np.ndarray, rate: int, duration_s: float, progress: Callable[[float], None] | None = None
+    ) -> np.ndarray:
+        """(samples,) at the file's rate -> (F50,) semantic ids (of a vocal, or of an accompaniment: one encoder)."""
         audio_spec = self.manifest.audio
-        audio_16k = resample(vocal, rate, audio_spec.semantic_sample_rate)
+        audio_16k = resample(audio, rate, audio_spec.semantic_sample_rate)
         n_frames = self.manifest.tokens.tracks["vocal_semantic"].frames(duration_s)
         session = self.sessions["semantic_encoder"]
         ids = []
@@ -139,10 +145,11 @@ class Engine:
                     f"semantic_encoder.onnx gave {len(ids[-1])} ids for {stop - start} frames: it does not fit the "
                     "bundle's audio settings; export the bundle again"
                 )
-            progress(stop / n_frames)
+            if progress:
+                progress(stop / n_frames)
         return np.concatenate(ids)
 
-    def _decode(self, codes: np.ndarray, progress: Callable[[float], None]) -> np.ndarray:
+    def decode(self, codes: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
         """(N, k, F75) codes -> (N, F75 * hop) audio at the codec's rate, in chunks with context on each side."""
         hop, min_frames = self.manifest.audio.codec_hop, self.manifest.audio.codec_min_frames
         session = self.sessions["codec_decoder"]
@@ -156,5 +163,6 @@ class Engine:
                 span = np.pad(span, ((0, 0), (0, 0), (0, min_frames - span.shape[-1])), mode="edge")
             audio = session.run(None, {graph_names.CODES: np.ascontiguousarray(span, dtype=np.int64)})[0]
             pieces.append(audio[:, (start - lo) * hop : (stop - lo) * hop])
-            progress(stop / n_frames)
+            if progress:
+                progress(stop / n_frames)
         return np.concatenate(pieces, axis=1)

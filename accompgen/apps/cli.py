@@ -314,16 +314,27 @@ def recipe(args: argparse.Namespace) -> None:
 
 
 def eval_music(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
     from accompgen.apps.music_eval import MusicEvalSettings, evaluate_music, print_report
 
+    settings = MusicEvalSettings(songs=args.songs, seconds=args.seconds, seed=args.seed)
+    if args.ladder:
+        from accompgen.apps.ladder import evaluate_ladder, print_ladder
+
+        with Console(stderr=True).status("rendering the ladder") as status:
+            report = evaluate_ladder(args.bundle, song_sources(args), settings, args.codec, args.device, status.update)
+        args.out.write_text(json.dumps(report, indent=2))
+        print_ladder(report)
+        print(f"wrote {args.out}")
+        return
+    if args.codec:
+        raise UserError("--codec serves the ladder's codec rungs: give --ladder too")
     bundles = {"bundle": args.bundle}
     if args.against_random:
         from accompgen.apps.demo import random_bundle
 
         bundles["random_init"] = random_bundle()
-    settings = MusicEvalSettings(songs=args.songs, seconds=args.seconds, seed=args.seed)
-    from rich.console import Console
-
     with Console(stderr=True).status("generating") as status:
         report = evaluate_music(bundles, song_sources(args), settings, args.device, status.update)
     args.out.write_text(json.dumps(report, indent=2))
@@ -480,6 +491,12 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--seed", type=int, default=0)
     em.add_argument("--device", default="cpu", help="auto, cuda or cpu (default cpu)")
     em.add_argument("--against-random", action="store_true", help="also score a random-init bundle")
+    em.add_argument(
+        "--ladder",
+        action="store_true",
+        help="score every rung from the real accompaniment to the model: codec, oracle stages, full, preview",
+    )
+    em.add_argument("--codec", type=Path, help="the codec the bundle's tokens come from (RUN/codec): rungs B and F")
     em.add_argument("--out", type=Path, default=Path("eval-music.json"))
     em.set_defaults(run=eval_music)
     return parser

@@ -24,6 +24,8 @@ from accompgen.data.stems import Song, SongError, SongSource
 from accompgen_bridge.engine import Engine
 from accompgen_bridge.job_request import GenerateRequest
 
+MIN_SONGS = 4  # 4! = 24 pairings: the smallest p-value a permutation test can give is 1/24
+
 
 @dataclass(frozen=True)
 class MusicEvalSettings:
@@ -75,8 +77,12 @@ def read_clips(sources: list[SongSource], settings: MusicEvalSettings) -> tuple[
             continue
         cut = slice(start, start + length)
         clips.append(Clip(source.name, song.vocals[cut], song.accompaniment[cut], song.sample_rate))
-    if len(clips) < 2:
-        raise UserError(f"only {len(clips)} usable song(s): eval-music needs at least two")
+    if len(clips) < MIN_SONGS:
+        why = "".join(f"; {name}: {reason}" for name, reason in list(skipped.items())[:5])
+        raise UserError(
+            f"only {len(clips)} usable song(s): eval-music needs at least {MIN_SONGS} (the permutation test over fewer "
+            f"pairings cannot reach p < 0.05){why}"
+        )
     return clips, skipped
 
 

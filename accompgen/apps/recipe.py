@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from accompgen.apps.ladder import evaluate_ladder
 from accompgen.apps.music_eval import MusicEvalSettings, choose_sampling, evaluate_music
 from accompgen.core.bundle import set_sampling_defaults
 from accompgen.core.errors import UserError
@@ -309,18 +310,27 @@ class Recipe:
     def _evaluate(self, report: Report) -> None:
         from accompgen.apps.demo import random_bundle
 
-        report(0, 2, "held-out token loss, true and shuffled condition")
+        report(0, 3, "held-out token loss, true and shuffled condition")
         tokens = token_metrics(self.model_dir, self.test_tokens, self.settings.eval_batches, split="all")
-        report(1, 2, "vocal-accompaniment consonance")
+        report(1, 3, "vocal-accompaniment consonance")
         music = evaluate_music(
             {"trained": self.bundle, "trained_int8": self.compact_bundle, "random_init": random_bundle()},
             self._songs("test"),
             self.settings.music,
-            progress=lambda text: report(1, 2, text),
+            progress=lambda text: report(1, 3, text),
+        )
+        report(2, 3, "the ladder, from the real accompaniment to the int8 bundle")
+        ladder = evaluate_ladder(
+            self.compact_bundle,
+            self._songs("test"),
+            self.settings.music,
+            self.codec_dir,
+            progress=lambda text: report(2, 3, f"ladder: {text}"),
         )
         result = {
             "tokens": tokens,
             "music": music,
+            "ladder": ladder,
             "codec": json.loads((self.codec_dir / "report.json").read_text()),
             "semantic_tokens": json.loads((self.model_dir / "semantic_tokens.json").read_text()),
         }

@@ -8,7 +8,7 @@ as one continuous take. All ticks restart at each window: the model only ever se
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,20 +148,25 @@ def generate_codes(
     plans: dict[str, StagePlan],
     vocal_semantic: np.ndarray,
     duration_s: float,
-    inference: dict[str, InferenceFactory],
+    inference: Mapping[str, InferenceFactory],
     options: SamplingOptions,
     preview: bool = False,
     progress: StageProgress | None = None,
+    given: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(F50,) vocal semantic ids of a region of `duration_s` -> (N, K, F75) codes: all codebooks, or only the
-    coarse ones for a preview."""
+    coarse ones for a preview. `given` holds target tracks known beforehand, (N, K, F) by track name
+    (`inst_semantic`, `coarse`): the stages that would write them are skipped, so real tokens can be fed to the
+    later stages alone (the evaluation ladder)."""
     rngs = variation_rngs(options)
     n = options.variations
     stages = layout.stages
     acoustic_frames = frames_for(duration_s, stages["coarse"].target.rate_hz)
-    tracks = {"vocal_semantic": np.broadcast_to(vocal_semantic, (n, 1, len(vocal_semantic)))}
+    tracks = {"vocal_semantic": np.broadcast_to(vocal_semantic, (n, 1, len(vocal_semantic))), **(given or {})}
 
     def run(name: str, n_frames: int) -> np.ndarray:
+        if stages[name].target.name in tracks:
+            return tracks[stages[name].target.name]
         report = (lambda f: progress(name, f)) if progress else None
         codes = generate_track(stages[name], tracks, n_frames, plans[name], inference[name], options, rngs, report)
         tracks[stages[name].target.name] = codes

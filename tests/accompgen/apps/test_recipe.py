@@ -42,6 +42,7 @@ def test_every_stage_learns_its_token_streams(quick_run):
 def test_the_run_leaves_verified_bundles_and_a_full_report(quick_run):
     report = json.loads((quick_run / "evaluation.json").read_text())
     assert {"trained", "trained_int8", "random_init", "real"} <= set(report["music"])
+    assert set(report["ladder"]["rungs"]) == {"A", "B", "B_coarse", "E", "F", "C", "D"}
     for bundle in ("bundle", "bundle-int8"):
         checks = json.loads((quick_run / bundle / "verify.json").read_text())
         assert all(check["passed"] for check in checks), checks

@@ -82,3 +82,32 @@ def test_prompt_free_windows_run_as_one_batch(tiny_config, stages):
     prefills.clear()
     generate_track(stage, {"coarse": coarse}, 300, prompted, lambda _capacity: Counting(stages["fine"]), options, rngs)
     assert prefills == [2] * 5  # prompted windows depend on each other: one at a time
+
+
+def test_given_tracks_skip_the_stages_that_would_write_them(tiny_config, stages):
+    """The evaluation ladder feeds real tokens to the later stages: a given track is used as it is."""
+    plans = {name: s.plan for name, s in tiny_config.stages.items()}
+
+    def never(capacity):
+        raise AssertionError("a stage whose track was given ran")
+
+    inference = {name: (lambda capacity, m=stages[name]: TorchInference(m)) for name in stages}
+    rng = np.random.default_rng(0)
+    vocal = rng.integers(0, 16, 60)
+    inst = rng.integers(0, 16, (1, 1, 60))
+    coarse = rng.integers(0, 32, (1, 4, 90))
+    options = SamplingOptions(seed=0, variations=1)
+    only_fine = generate_codes(
+        tiny_config.tokens,
+        plans,
+        vocal,
+        1.2,
+        {**inference, "semantic": never, "coarse": never},
+        options,
+        given={"inst_semantic": inst, "coarse": coarse},
+    )
+    np.testing.assert_array_equal(only_fine[:, :4], coarse)
+    with_inst = generate_codes(
+        tiny_config.tokens, plans, vocal, 1.2, {**inference, "semantic": never}, options, given={"inst_semantic": inst}
+    )
+    assert with_inst.shape == (1, 8, 90)
