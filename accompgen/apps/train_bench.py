@@ -145,8 +145,22 @@ def bench_stage(root: Path, config: ModelConfig, stage: str, base: TrainSettings
     }
 
 
-def bench_tokenizer(make: Callable[[TrainPath], TokenizerTrainer], bench: TrainBenchSettings, audio_s: float) -> dict:
-    """Every precision of one tokenizer trainer; `audio_s`: seconds of audio one step learns from."""
+def bench_tokenizer(
+    kind: type[CodecTrainer] | type[SemanticEncoderTrainer],
+    folder: Path,
+    rate: int,
+    shape: Any,
+    settings: Any,
+    bench: TrainBenchSettings,
+    audio_s: float,
+) -> dict:
+    """Every precision of one tokenizer trainer on synthetic songs at `rate`; `audio_s`: seconds of audio one step
+    learns from. `shape` and `settings`: the trainer's dataclasses."""
+    audio = synthetic_songs(rate)
+
+    def make(path: TrainPath) -> TokenizerTrainer:
+        return kind(folder / path.name, audio, shape, dataclasses.replace(settings, precision=path.precision))
+
     results, flops = {}, 0.0
     for path in TOKENIZER_PATHS:
         trainer = make(path)
@@ -188,30 +202,26 @@ def run_train_bench(bench: TrainBenchSettings, out: Path, progress: Callable[[st
             progress(f"training steps of the {stage} stage")
             report["stages"][stage] = bench_stage(root, config, stage, recipe.stages[stage], bench)
         progress("training steps of the codec")
-        codec_audio = synthetic_songs(CODEC_SAMPLE_RATE)
-        codec_settings = dataclasses.replace(recipe.codec, steps=steps, autoencoder_steps=0, kmeans_batches=2)
+        codec = dataclasses.replace(recipe.codec, steps=steps, autoencoder_steps=0, kmeans_batches=2)
         report["codec"] = bench_tokenizer(
-            lambda path: CodecTrainer(
-                root / "codec" / path.name,
-                codec_audio,
-                recipe.codec_shape,
-                dataclasses.replace(codec_settings, precision=path.precision),
-            ),
+            CodecTrainer,
+            root / "codec",
+            CODEC_SAMPLE_RATE,
+            recipe.codec_shape,
+            codec,
             bench,
-            codec_settings.batch_size * codec_settings.crop_s,
+            audio_s=codec.batch_size * codec.crop_s,
         )
         progress("training steps of the semantic encoder")
-        hubert_audio = synthetic_songs(SEMANTIC_SAMPLE_RATE)
-        hubert_settings = dataclasses.replace(recipe.hubert, steps=steps)
+        hubert = dataclasses.replace(recipe.hubert, steps=steps)
         report["semantic_encoder"] = bench_tokenizer(
-            lambda path: SemanticEncoderTrainer(
-                root / "hubert" / path.name,
-                hubert_audio,
-                recipe.hubert_shape,
-                dataclasses.replace(hubert_settings, precision=path.precision),
-            ),
+            SemanticEncoderTrainer,
+            root / "hubert",
+            SEMANTIC_SAMPLE_RATE,
+            recipe.hubert_shape,
+            hubert,
             bench,
-            hubert_settings.batch_size * hubert_settings.crop_frames / SEMANTIC_RATE_HZ,
+            audio_s=hubert.batch_size * hubert.crop_frames / SEMANTIC_RATE_HZ,
         )
     (out / "train_bench.json").write_text(json.dumps(report, indent=2))
     (out / "train_bench.md").write_text(train_markdown(report))
