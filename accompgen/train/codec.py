@@ -28,6 +28,7 @@ from transformers import EncodecConfig, EncodecModel
 
 from accompgen.core.audio import resample
 from accompgen.core.errors import UserError
+from accompgen.core.listening import harmonic_share, spectral_flatness
 from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, si_snr
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ
 from accompgen.data.stems import SongSource
@@ -94,6 +95,7 @@ class CodecReport:
     songs: int
     seconds: float
     per_codebooks: dict[int, dict[str, float]] = field(default_factory=dict)  # n codebooks -> metrics
+    original: dict[str, float] = field(default_factory=dict)  # the sound proxies of the held-out audio itself
 
 
 class SpectralLoss(nn.Module):
@@ -328,16 +330,20 @@ class CodecTrainer(TokenizerTrainer):
 
 
 def evaluate_codec(codec_dir: Path, sources: list[SongSource], seconds: float = 10.0) -> CodecReport:
-    """Reconstruction of held-out accompaniments with all, half and a quarter of the codebooks."""
+    """Reconstruction of held-out accompaniments with all, half and a quarter of the codebooks: fidelity (chroma
+    correlation, SI-SNR, log-mel distance) and how much of the sound stays tone (harmonic share, flatness;
+    accompgen.core.listening), beside the same proxies of the originals."""
     model = load_pretrained(EncodecModel, codec_dir, "EnCodec").eval()
     total = model.config.num_quantizers
     codec = Codec(model, total)
-    metrics: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sorted({total, total // 2, total // 4})}
-    used = 0.0
+    names = ("chroma_correlation", "si_snr_db", "log_mel_distance", "harmonic_share", "flatness")
+    metrics: dict[int, list[tuple[float, ...]]] = {n: [] for n in sorted({total, total // 2, total // 4})}
+    originals, used = [], 0.0
     for source in sources:
         song = source.load()
         audio = resample(song.accompaniment, song.sample_rate, CODEC_SAMPLE_RATE)[: round(seconds * CODEC_SAMPLE_RATE)]
         used += len(audio) / CODEC_SAMPLE_RATE
+        originals.append((harmonic_share(audio, CODEC_SAMPLE_RATE), spectral_flatness(audio, CODEC_SAMPLE_RATE)))
         codes = codec.encode(torch.from_numpy(audio)[None])
         for n in metrics:
             with torch.no_grad():
@@ -347,10 +353,12 @@ def evaluate_codec(codec_dir: Path, sources: list[SongSource], seconds: float = 
                     chroma_correlation(audio, decoded, CODEC_SAMPLE_RATE),
                     si_snr(audio, decoded),
                     log_mel_distance(audio, decoded, CODEC_SAMPLE_RATE),
+                    harmonic_share(decoded, CODEC_SAMPLE_RATE),
+                    spectral_flatness(decoded, CODEC_SAMPLE_RATE),
                 )
             )
     report = CodecReport(songs=len(sources), seconds=used)
     for n, rows in metrics.items():
-        chroma_r, snr, mel = np.mean(rows, axis=0)
-        report.per_codebooks[n] = {"chroma_correlation": chroma_r, "si_snr_db": snr, "log_mel_distance": mel}
+        report.per_codebooks[n] = dict(zip(names, np.nanmean(rows, axis=0).tolist(), strict=True))
+    report.original = dict(zip(names[3:], np.nanmean(originals, axis=0).tolist(), strict=True))
     return report

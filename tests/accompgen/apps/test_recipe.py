@@ -48,6 +48,8 @@ def test_the_run_leaves_verified_bundles_and_a_full_report(quick_run):
         assert all(check["passed"] for check in checks), checks
         assert (quick_run / bundle / "demo_vocal.flac").is_file()
     assert set(report["codec"]["per_codebooks"]) == {"2", "4", "8"}
+    assert {"chroma_correlation", "harmonic_share", "flatness"} <= set(report["codec"]["per_codebooks"]["4"])
+    assert set(report["codec"]["original"]) == {"harmonic_share", "flatness"}
     assert 0 <= report["semantic_tokens"]["accuracy"] <= 1
 
 
