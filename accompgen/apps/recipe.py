@@ -37,6 +37,24 @@ from accompgen.train.trainer import Trainer, TrainSettings
 
 Report = Callable[[float, float, str], None]  # (done, total, what is happening)
 
+# The first step each setting of RecipeSettings shapes; every later step builds on that step's outputs.
+FIRST_STEP_USING = {
+    "corpus": "render",
+    "codec_shape": "codec",
+    "codec": "codec",
+    "hubert_shape": "semantic-encoder",
+    "hubert": "semantic-encoder",
+    "config": "kmeans",
+    "kmeans_songs": "kmeans",
+    "kmeans_seconds": "kmeans",
+    "clips": "prepare",
+    "stages": "train-semantic",
+    "music": "sampling",
+    "sampling_candidates": "sampling",
+    "tune_songs": "sampling",
+    "eval_batches": "evaluate",
+}
+
 
 @dataclass(frozen=True)
 class RecipeSettings:
@@ -146,10 +164,17 @@ class Recipe:
         if not self.state_path.is_file():
             return {"recipe": self.kind, "settings": _jsonable(asdict(self.settings)), "steps": {}}
         state = json.loads(self.state_path.read_text())
-        if state.get("recipe") != self.kind or state.get("settings") != _jsonable(asdict(self.settings)):
+        ours = _jsonable(asdict(self.settings))
+        if state.get("recipe") != self.kind or state.get("settings") != ours:
+            theirs = state.get("settings") or {}
+            changed = sorted(key for key in ours if theirs.get(key) != ours[key])
+            steps = [step.name for step in self.steps()]
+            first = min((steps.index(FIRST_STEP_USING[key]) for key in changed), default=0)
             raise UserError(
-                f"{self.out} holds a {state.get('recipe')} recipe run with other settings: resume it with the same "
-                "command, or choose another --out"
+                f"{self.out} holds a {state.get('recipe')} recipe run made with other settings "
+                f"({', '.join(changed) or 'another recipe'}): with these, steps {', '.join(steps[first:])} would have "
+                "to run again, and one run never mixes the outputs of two settings (tokens of two codecs). Resume it "
+                "with the command that started it, or choose another --out"
             )
         return state
 

@@ -1,12 +1,13 @@
 """The chorale recipe, for real, at its quick size: rendered scores to an evaluated bundle."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from accompgen.apps.cli import main
-from accompgen.apps.recipe import QUICK, Recipe, Step
+from accompgen.apps.recipe import FIRST_STEP_USING, QUICK, Recipe, RecipeSettings, Step
 from accompgen.core.errors import UserError
 from accompgen.model.config import ModelConfig
 
@@ -84,3 +85,23 @@ def test_a_run_folder_of_other_settings_is_refused(tmp_path):
     recipe.run_step(Step("render", "render", lambda report: None, tmp_path), lambda *_: None)
     with pytest.raises(UserError, match="other settings"):
         Recipe(tmp_path, QUICK, "full")
+
+
+def test_a_run_folder_of_another_codec_names_the_steps_that_would_run_again(tmp_path):
+    """Tokens of two codecs must never mix: a changed codec refuses the folder and names every step from the codec
+    on, and nothing in the folder changes."""
+    recipe = Recipe(tmp_path, QUICK, "quick")
+    recipe.run_step(Step("render", "render", lambda report: None, tmp_path), lambda *_: None)
+    before = (tmp_path / "recipe.json").read_text()
+    other_codec = dataclasses.replace(QUICK, codec=dataclasses.replace(QUICK.codec, steps=QUICK.codec.steps + 1))
+    with pytest.raises(UserError, match=r"\(codec\): with these, steps codec, semantic-encoder, kmeans, prepare"):
+        Recipe(tmp_path, other_codec, "quick")
+    other_music = dataclasses.replace(QUICK, tune_songs=QUICK.tune_songs + 1)
+    with pytest.raises(UserError, match=r"\(tune_songs\): with these, steps sampling, verify, evaluate would"):
+        Recipe(tmp_path, other_music, "quick")
+    assert (tmp_path / "recipe.json").read_text() == before
+
+
+def test_every_setting_names_the_first_step_it_shapes(tmp_path):
+    assert set(FIRST_STEP_USING) == {field.name for field in dataclasses.fields(RecipeSettings)}
+    assert set(FIRST_STEP_USING.values()) <= {step.name for step in Recipe(tmp_path, QUICK, "quick").steps()}
