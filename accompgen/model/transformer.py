@@ -124,7 +124,7 @@ def blocked_attend(
 
     The bias is learned, so SDPA cannot use its fused kernel (no gradient for attn_mask) and falls back to a math
     path over the whole (B, H, S, T) score matrix, half of it masked. Blocks skip most of the masked half and keep
-    each score block small enough to stay in cache: 3.3x faster than that math path at 704 positions (bf16)."""
+    each score block small enough to stay in cache: in bf16, 3.3x faster than the fp32 math path at 704 positions."""
     k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
     S, T = q.shape[2], k.shape[2]
     masked = causal_mask(bias)
