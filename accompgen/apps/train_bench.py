@@ -40,6 +40,7 @@ from accompgen.train.precision import native_bf16
 from accompgen.train.semantic_encoder import SemanticEncoderTrainer
 from accompgen.train.tokenizer_loop import TokenizerTrainer
 from accompgen.train.trainer import Trainer, TrainSettings, target_loss
+from accompgen.train.windows import Batch
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class TrainBenchSettings:
     recipe: RecipeSettings  # the config, batch sizes and tokenizer shapes measured
     steps: int  # timed steps per path, after `warmup` untimed ones (the first compiles)
     warmup: int
-    compile: bool  # measure the paths that compile (about 1.5 min each for a chorale stage)
+    compile: bool  # measure the paths that compile (0.5-3.3 min each for a chorale stage, cold cache)
 
 
 QUICK = TrainBenchSettings(QUICK_RECIPE, steps=3, warmup=1, compile=False)
@@ -95,9 +96,8 @@ def measure(times: list[float], warmup: int, work: float, flops: float) -> dict[
     }
 
 
-def stage_flops(trainer: Trainer) -> float:
-    """Model FLOPs of one fp32 eager step (forward and backward) of the trainer's stage."""
-    batch = trainer.data.batch(trainer.clips_for(0), np.random.default_rng(0))
+def stage_flops(trainer: Trainer, batch: Batch) -> float:
+    """Model FLOPs of one fp32 eager step (forward and backward) of the trainer's model on `batch`."""
     with FlopCounterMode(display=False) as counter:
         loss, _ = target_loss(trainer.model, batch, trainer.device)
         loss.backward()
@@ -126,9 +126,12 @@ def bench_stage(root: Path, config: ModelConfig, stage: str, base: TrainSettings
         trainer = Trainer(model_dir, tokens, stage, settings, "cpu")
         trainer.checkpoint = root / stage / f"{path.name}.pt"
         if path is TODAY:
-            flops, parameters = stage_flops(trainer), trainer.model.num_parameters()
             batch = trainer.data.batch(trainer.clips_for(0), np.random.default_rng(0))
-            tokens_per_step = (batch.ids.shape[1] - batch.condition_length - 1) * len(batch.ids)
+            flops, parameters, tokens_per_step = (
+                stage_flops(trainer, batch),
+                trainer.model.num_parameters(),
+                batch.target_steps,
+            )
             started = time.perf_counter()
             for step in range(bench.steps):
                 trainer.data.batch(trainer.clips_for(step), np.random.default_rng(step), settings.cond_dropout)

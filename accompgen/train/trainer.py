@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # blocked: causal query blocks, 3.3x faster than SDPA's math path on CPU (see blocked_attend); sdpa: PyTorch's own,
 # kept for GPUs, where the two were not compared (no GPU measured)
 ATTENTION: dict[str, Attend] = {"blocked": blocked_attend, "sdpa": sdpa_attend}
+Compiled = torch._dynamo.eval_frame.OptimizedModule  # what torch.compile wraps a module in
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def target_loss(
 
 def unwrapped(model: torch.nn.Module) -> StageTransformer:
     """The StageTransformer inside DDP and torch.compile wrappers."""
-    while isinstance(model, (DistributedDataParallel, torch._dynamo.eval_frame.OptimizedModule)):
+    while isinstance(model, (DistributedDataParallel, Compiled)):
         model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
     assert isinstance(model, StageTransformer)
     return model
@@ -238,7 +239,7 @@ class Trainer:
         try:
             return (*target_loss(model, batch, self.device, self.precision, self.attend), model)
         except Exception as err:  # torch.compile raises many types
-            if not isinstance(model, torch._dynamo.eval_frame.OptimizedModule):
+            if not isinstance(model, Compiled):
                 raise
             log.warning("torch.compile failed (%s): training the %s stage without it", _first_line(err), self.stage)
             plain = model._orig_mod
@@ -265,7 +266,7 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             losses.append(loss.item())
-            target_tokens = (batch.ids.shape[1] - batch.condition_length - 1) * len(batch.ids) * self.parallel.world
+            target_tokens = batch.target_steps * self.parallel.world
             record = {
                 "step": self.step,
                 "loss": losses[-1],
@@ -273,7 +274,7 @@ class Trainer:
                 "lr": self.scheduler.get_last_lr()[0],
                 "tokens_per_s": target_tokens / (time.perf_counter() - started),
                 "precision": self.precision.name,
-                "compiled": isinstance(model, torch._dynamo.eval_frame.OptimizedModule),
+                "compiled": isinstance(model, Compiled),
             }
             if self.parallel.is_main and (self.step % self.settings.log_every == 0 or self.step == self.settings.steps):
                 with open(self.metrics, "a") as f:

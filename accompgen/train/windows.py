@@ -23,6 +23,11 @@ class Batch:
     lo: np.ndarray  # (J, W) the id range of every target slot (accompgen.core.tokens.step_bounds); -1: empty
     hi: np.ndarray  # (J, W)
 
+    @property
+    def target_steps(self) -> int:
+        """The target steps this batch's loss covers: every position after SEP predicts one, in every row."""
+        return (self.ids.shape[1] - self.condition_length - 1) * len(self.ids)
+
 
 class StageWindows:
     """All clips of one split in memory, as per-track arrays (C, K, F)."""
