@@ -25,14 +25,17 @@ local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
 
 local POLL_S = 0.2 -- status files are read at most this often
-local PING_WAIT_S = 5 -- a bridge whose heartbeat stopped gets this long to answer a ping
+local PING_WAIT_S = 20 -- a bridge whose heartbeat stopped gets this long to answer a ping (a cold Python start on a
+-- slow disk takes seconds before the ping is even sent)
 
 local settings = lib.load_settings()
 local proj = reaper.EnumProjects(-1) -- the project the jobs belong to, whichever tab is in front later
 local jobs, problems = {}, {}
-local output_dir -- the project's media folder, or nil for the bridge's own outputs folder
+local output_dir -- the project's recording path: its media folder, or for a project never saved REAPER's default
+local project_file -- the file the tab holds now: another song opened into it later keeps the same ReaProject*
 local seed
 local finished = false
+local cancelling = false -- Cancel pressed: waiting for submits in flight to answer, so their jobs can be cancelled
 local liveness -- a ping started because a heartbeat went stale: {call, job}
 
 local function item_label(item, index)
@@ -48,7 +51,7 @@ end
 local function remove_temp_files()
   for _, job in ipairs(jobs) do
     if job.temp_file then
-      os.remove(job.temp_file) -- may fail while the bridge still reads it (Windows): REAPER's render folder keeps it
+      lib.remove_render(job.temp_file)
       job.temp_file = nil
     end
     if job.request_file then
@@ -62,16 +65,25 @@ local function active(job)
   return job.state == "waiting" or job.state == "submitting" or job.state == "queued" or job.state == "running"
 end
 
---- One `cancel` call for every job the bridge holds, started without waiting.
-local function cancel_all()
+--- One `cancel` call for every job the bridge holds, started without waiting. A job still being submitted has no
+-- id yet: it stays "submitting" (the caller waits for its answer and cancels it then), unless `now` (the script
+-- is being stopped and cannot wait).
+local function cancel_all(now)
   local ids = { "cancel" }
   for _, job in ipairs(jobs) do
     if job.id and (job.state == "queued" or job.state == "running") then ids[#ids + 1] = job.id end
   end
   for _, job in ipairs(jobs) do
-    if active(job) then job.state = "cancelled" end
+    if active(job) and (now or job.state ~= "submitting") then job.state, job.message = "cancelled", "cancelled" end
   end
   if #ids > 1 then lib.start_call(settings, ids) end
+end
+
+local function submitting()
+  for _, job in ipairs(jobs) do
+    if job.state == "submitting" then return true end
+  end
+  return false
 end
 
 --- One job per selected audio item; MIDI items and offline sources are skipped and reported.
@@ -92,7 +104,8 @@ local function collect_jobs()
     if region then
       local track = reaper.GetMediaItem_Track(item)
       jobs[#jobs + 1] = {
-        track = track, track_name = track_label(track), label = label, temp_file = temp_file,
+        origin = { proj = proj, file = project_file, guid = lib.item_guid(item) },
+        track_name = track_label(track), label = label, temp_file = temp_file,
         file = region.file, start = region.start, length = region.length, position = region.position,
         state = "waiting", fraction = 0, message = "waiting",
       }
@@ -100,17 +113,6 @@ local function collect_jobs()
       problems[#problems + 1] = ("%s skipped: %s"):format(label, problem)
     end
   end
-end
-
---- The project's media folder; for a project never saved the user chooses. Returns folder (nil: the bridge's own
--- folder) or false when the user would rather save first.
-local function choose_output_dir()
-  if reaper.GetProjectName(proj) ~= "" then return reaper.GetProjectPathEx(proj) end
-  local answer = reaper.ShowMessageBox("This project has not been saved yet, so its accompaniment cannot be stored "
-    .. "with it.\n\nYes: generate now and keep the files in AccompGen's own folder (deleted after 7 days).\n"
-    .. "No: stop here, so you can save the project first.", "AccompGen", 4)
-  if answer == 6 then return nil end
-  return false
 end
 
 local function start_submit(job)
@@ -139,6 +141,7 @@ local function follow_submit(job)
     return
   end
   job.id, job.status_file, job.state, job.message = reply_or_message.job_id, reply_or_message.status_file, "queued", "queued"
+  if cancelling then cancel_all() end -- submitted after Cancel was pressed: cancel it now it has an id
 end
 
 local function follow_status(job)
@@ -188,59 +191,66 @@ local function check_liveness()
   end
 end
 
-local function finish(cancelled)
+local function finish()
   finished = true
   gfx.quit()
-  local inserted, stranded = 0, {}
-  if not cancelled then inserted, stranded = lib.insert_accompaniments(proj, jobs) end
+  local inserted, stranded = lib.insert_accompaniments(proj, jobs) -- what finished, also when cancelled
   remove_temp_files()
-  local lines, not_listening = {}, false
+  local lines, not_listening, stopped = {}, false, 0
   for _, job in ipairs(jobs) do
     if job.state == "failed" then
       lines[#lines + 1] = ("%s failed: %s"):format(job.label, job.message or "")
       not_listening = not_listening or (job.message or ""):find("no bridge is listening", 1, true) ~= nil
+    elseif job.state == "cancelled" then
+      stopped = stopped + 1
     end
   end
   if not_listening then lines[#lines + 1] = "Start the bridge with AccompGen: Start or check bridge." end
   for _, problem in ipairs(problems) do lines[#lines + 1] = problem end
-  if #stranded > 0 then
-    lines[#lines + 1] = "The project was closed before the jobs ended; the accompaniment is in:\n"
-      .. table.concat(stranded, "\n")
+  for _, line in ipairs(stranded) do lines[#lines + 1] = line end
+  if cancelling then
+    table.insert(lines, 1, ("Cancelled %d unfinished job(s)."):format(stopped)
+      .. (inserted > 0 and (" The %d that had finished were inserted."):format(inserted) or " Nothing was inserted."))
+  elseif #lines > 0 and inserted > 0 then
+    table.insert(lines, 1, ("Inserted %d accompaniment(s)."):format(inserted))
   end
-  if cancelled then table.insert(lines, 1, "Cancelled: nothing was inserted.") end
-  if #lines > 0 then
-    if inserted > 0 then table.insert(lines, 1, ("Inserted %d accompaniment(s)."):format(inserted)) end
-    lib.message(table.concat(lines, "\n"))
-  end
+  if #lines > 0 then lib.message(table.concat(lines, "\n")) end
 end
 
 local last_poll = 0
+local function poll_jobs()
+  local in_flight = false
+  for _, job in ipairs(jobs) do
+    if job.state == "submitting" then
+      follow_submit(job)
+      in_flight = in_flight or job.state == "submitting"
+    elseif job.state == "queued" or job.state == "running" then
+      follow_status(job)
+    end
+  end
+  if not in_flight and not cancelling then -- one submit at a time: the bridge answers each in milliseconds
+    for _, job in ipairs(jobs) do
+      if job.state == "waiting" then
+        start_submit(job)
+        break
+      end
+    end
+  end
+  check_liveness()
+end
+
 local function step()
   local now = reaper.time_precise()
   if now - last_poll >= POLL_S then
     last_poll = now
-    local submitting = false
-    for _, job in ipairs(jobs) do
-      if job.state == "submitting" then
-        follow_submit(job)
-        submitting = submitting or job.state == "submitting"
-      elseif job.state == "queued" or job.state == "running" then
-        follow_status(job)
-      end
-    end
-    if not submitting then -- one submit at a time: the bridge answers each in milliseconds
-      for _, job in ipairs(jobs) do
-        if job.state == "waiting" then
-          start_submit(job)
-          break
-        end
-      end
-    end
-    check_liveness()
+    poll_jobs()
   end
-  if lib.draw_window(jobs) == "cancel" then
+  if lib.draw_window(jobs) == "cancel" and not cancelling then
+    cancelling = true
     cancel_all()
-    finish(true)
+  end
+  if cancelling and not submitting() then
+    finish()
     return
   end
   for _, job in ipairs(jobs) do
@@ -249,10 +259,15 @@ local function step()
       return
     end
   end
-  finish(false)
+  finish()
 end
 
 local function main()
+  local unsupported = lib.unsupported_reaper()
+  if unsupported then
+    lib.message(unsupported)
+    return
+  end
   if reaper.CountSelectedMediaItems(proj) == 0 then
     lib.message("Select one or more vocal items first.")
     return
@@ -263,8 +278,7 @@ local function main()
     return
   end
   settings.bridge_command = resolved
-  output_dir = choose_output_dir()
-  if output_dir == false then return end
+  output_dir, project_file = reaper.GetProjectPathEx(proj), lib.project_file(proj)
   collect_jobs()
   if #jobs == 0 then
     remove_temp_files()
@@ -274,7 +288,7 @@ local function main()
   seed = settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(lib.LIMITS.seed[2]))
   reaper.atexit(function() -- also runs when the user stops the script from REAPER's toolbar
     if not finished then
-      cancel_all()
+      cancel_all(true)
       remove_temp_files()
     end
   end)

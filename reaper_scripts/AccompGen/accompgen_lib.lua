@@ -24,8 +24,12 @@ M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG sc
   .. "Temperature (blank = bundle's),Seed (blank = random),Variations"
 
 -- REAPER action ids used by the scripts.
-M.CMD_RENDER_TO_NEW_TAKE = 40601 -- Item: Render items to new take
+M.CMD_RENDER_TO_NEW_TAKE = 40601 -- Item: Render items to new take (take FX and item properties, not track FX)
+M.CMD_APPLY_TRACK_FX = 40209 -- Item: Apply track/take FX to items (also the track's FX: pitch correction sits there)
 M.CMD_DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
+M.CMD_BUILD_MISSING_PEAKS = 40047 -- Peaks: Build any missing peaks
+
+M.MIN_VERSION = 6.0 -- REAPER 6 and 7; InsertTrackInProject (7.18) is used where it exists
 
 M.REPLY_TIMEOUT_S = 30 -- a bridge call whose reply file has not appeared by then failed
 M.HEARTBEAT_STALE_S = 10 -- a status file older than this while its job is unfinished: is the bridge alive?
@@ -35,6 +39,30 @@ M.READABLE = { wav = true, wave = true, flac = true, aif = true, aiff = true, og
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 M.LIMITS = dofile(script_dir .. "accompgen_limits.lua")
+
+-- REAPER 6 runs Lua 5.3, which starts every script with the same random sequence: the same "random" seed each run.
+math.randomseed(os.time() + math.floor(reaper.time_precise() * 1000) % 1000000)
+
+--- nil when this REAPER can run the scripts, else a message naming the version needed.
+function M.unsupported_reaper()
+  local version = reaper.GetAppVersion()
+  local number = tonumber(version:match("^(%d+%.%d+)"))
+  if number and number >= M.MIN_VERSION then return nil end
+  return ("AccompGen needs REAPER %.1f or newer; this is REAPER %s. Update REAPER from reaper.fm."):format(
+    M.MIN_VERSION, version)
+end
+
+--- Run fn() inside one undo block with the UI refresh held, and close both whatever happens: an error in fn must
+-- not leave REAPER's undo history or its drawing blocked. Returns fn's results, or nil, the error message.
+function M.in_undo_block(proj, description, fn)
+  reaper.Undo_BeginBlock2(proj)
+  reaper.PreventUIRefresh(1)
+  local results = table.pack(pcall(fn))
+  reaper.PreventUIRefresh(-1)
+  reaper.Undo_EndBlock2(proj, description, -1)
+  if not results[1] then return nil, tostring(results[2]) end
+  return table.unpack(results, 2, results.n)
+end
 
 ---------------------------------------------------------------------------------------------------------------
 -- JSON (replies and status files in, request files out)
@@ -250,6 +278,27 @@ function M.split_command(line)
   return words
 end
 
+-- Python versions whose `pip install --user` folders are searched.
+local PYTHON_MINORS = { 9, 10, 11, 12, 13, 14 }
+
+--- Where pip puts commands outside REAPER's PATH: --user installs (~/.local/bin on Linux, ~/Library/Python/3.X/bin
+-- on macOS, %APPDATA%\Python\Python3X\Scripts on Windows) and Homebrew's and /usr/local's bin folders.
+function M.pip_script_folders(home, windows)
+  local folders = {}
+  if windows then
+    local appdata = os.getenv("APPDATA") or (home .. "\\AppData\\Roaming")
+    for _, minor in ipairs(PYTHON_MINORS) do
+      folders[#folders + 1] = ("%s\\Python\\Python3%d\\Scripts"):format(appdata, minor)
+    end
+    return folders
+  end
+  folders[1], folders[2], folders[3] = home .. "/.local/bin", "/usr/local/bin", "/opt/homebrew/bin"
+  for _, minor in ipairs(PYTHON_MINORS) do
+    folders[#folders + 1] = ("%s/Library/Python/3.%d/bin"):format(home, minor)
+  end
+  return folders
+end
+
 local function is_absolute(path)
   return path:match("^/") or path:match("^%a:[/\\]") or path:match("^\\\\")
 end
@@ -272,9 +321,7 @@ function M.resolve_command(command)
   for folder in ((os.getenv("PATH") or "") .. separator):gmatch("([^" .. separator .. "]*)" .. separator) do
     if folder ~= "" then folders[#folders + 1] = folder end
   end
-  for _, folder in ipairs({ home .. "/.local/bin", "/usr/local/bin", "/opt/homebrew/bin" }) do
-    folders[#folders + 1] = folder
-  end
+  for _, folder in ipairs(M.pip_script_folders(home, windows)) do folders[#folders + 1] = folder end
   for _, folder in ipairs(folders) do
     for _, suffix in ipairs(windows and { ".exe", "" } or { "" }) do
       local candidate = folder .. slash .. program .. suffix
@@ -284,7 +331,7 @@ function M.resolve_command(command)
       end
     end
   end
-  return nil, ("%s was not found (REAPER looked in its PATH, ~/.local/bin, /usr/local/bin and /opt/homebrew/bin): "
+  return nil, ("%s was not found (REAPER looked in its PATH and where pip installs commands): "
     .. "set its full path in AccompGen: Settings, e.g. /home/me/accompgen/.venv/bin/accompgen-bridge."):format(program)
 end
 
@@ -330,7 +377,10 @@ function M.start_call(settings, args)
   end
   parts[#parts + 1] = "--reply"
   parts[#parts + 1] = M.quote(reply)
-  reaper.ExecProcess(table.concat(parts, " "), M.is_windows() and -2 or -1) -- -2: no wait, minimised (Windows)
+  -- -2: no wait, minimised (Windows); nil: the program could not be started at all
+  if reaper.ExecProcess(table.concat(parts, " "), M.is_windows() and -2 or -1) == nil then
+    return nil, ("REAPER could not start %s: check the bridge command in AccompGen: Settings."):format(program)
+  end
   return { reply = reply, started = reaper.time_precise() }
 end
 
@@ -377,24 +427,42 @@ local function root_source(take)
   return source, offset, reversed, section_length
 end
 
-local function take_volume_envelope(take)
-  local envelope = reaper.GetTakeEnvelopeByName(take, "Volume")
-  if not envelope then return false end
-  local _, active = reaper.GetSetEnvelopeInfo_String(envelope, "ACTIVE", "", false)
-  return active ~= "0" and reaper.CountEnvelopePoints(envelope) > 0
+-- Take envelopes that change what is heard: the volume, the pitch (a pitch-enveloped take is in another key than
+-- its file) and mute.
+local HEARD_ENVELOPES = { "Volume", "Pitch", "Mute" }
+
+local function take_envelope(take)
+  for _, name in ipairs(HEARD_ENVELOPES) do
+    local envelope = reaper.GetTakeEnvelopeByName(take, name)
+    if envelope then
+      local _, active = reaper.GetSetEnvelopeInfo_String(envelope, "ACTIVE", "", false)
+      if active ~= "0" and reaper.CountEnvelopePoints(envelope) > 0 then return name:lower() end
+    end
+  end
+end
+
+--- Whether the track's FX chain changes what is heard (pitch correction usually sits there).
+function M.track_has_fx(track)
+  if reaper.GetMediaTrackInfo_Value(track, "I_FXEN") == 0 then return false end
+  for fx = 0, reaper.TrackFX_GetCount(track) - 1 do
+    if reaper.TrackFX_GetEnabled(track, fx) then return true end
+  end
+  return false
 end
 
 --- Why the bridge would hear other audio than the user does from the file alone, or nil.
 local function render_reason(item, take, file, start, length, reversed, loop_length)
   local extension = (file:match("%.([%w]+)$") or ""):lower()
   if not M.READABLE[extension] then return ("a %s file"):format(extension ~= "" and extension or "non-WAV") end
+  if M.track_has_fx(reaper.GetMediaItem_Track(item)) then return "track FX" end
   if reaper.TakeFX_GetCount(take) > 0 then return "take FX" end
   if reaper.GetTakeNumStretchMarkers(take) > 0 then return "stretch markers" end
   if reversed then return "a reversed take" end
   if reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE") ~= 1 then return "a playrate other than 1" end
   if reaper.GetMediaItemTakeInfo_Value(take, "D_PITCH") ~= 0 then return "a pitch shift" end
   if reaper.GetMediaItemTakeInfo_Value(take, "I_CHANMODE") ~= 0 then return "a channel mode" end
-  if take_volume_envelope(take) then return "a take volume envelope" end
+  local envelope = take_envelope(take)
+  if envelope then return ("a take %s envelope"):format(envelope) end
   if start < 0 or start + length > loop_length + 1e-6 then return "a looped source" end
 end
 
@@ -436,27 +504,72 @@ local function select_only(proj, items)
   for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
 end
 
---- Render the item's active take to a new take (FX, pitch, envelopes, looping applied), read its file, then delete
--- that temporary take again. The selection and the active take are restored. Returns the rendered file (the caller
--- deletes it when its job has ended) or nil, message.
+--- Render the item's active take to a new take as it is heard (take and track FX, pitch, envelopes, looping), read
+-- its file, then delete that temporary take again. The selection and the active take are restored, also when
+-- REAPER fails midway. Returns the rendered file (the caller removes it with `remove_render` when its job has
+-- ended) or nil, message.
 function M.render_region(proj, item)
   local selection, original = selected_items(proj), reaper.GetActiveTake(item)
-  reaper.Undo_BeginBlock2(proj)
-  reaper.PreventUIRefresh(1)
-  select_only(proj, { item })
-  reaper.Main_OnCommandEx(M.CMD_RENDER_TO_NEW_TAKE, 0, proj)
-  local rendered = reaper.GetActiveTake(item)
-  local file
-  if rendered and rendered ~= original then
-    file = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(rendered))
-    reaper.Main_OnCommandEx(M.CMD_DELETE_ACTIVE_TAKE, 0, proj)
+  local command = M.track_has_fx(reaper.GetMediaItem_Track(item)) and M.CMD_APPLY_TRACK_FX
+    or M.CMD_RENDER_TO_NEW_TAKE
+  local file, problem = M.in_undo_block(proj, "AccompGen: render vocal take for generation", function()
+    select_only(proj, { item })
+    reaper.Main_OnCommandEx(command, 0, proj)
+    local rendered = reaper.GetActiveTake(item)
+    local path
+    if rendered and rendered ~= original then
+      path = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(rendered))
+      reaper.Main_OnCommandEx(M.CMD_DELETE_ACTIVE_TAKE, 0, proj)
+      reaper.SetActiveTake(original)
+    end
+    return path
+  end)
+  if reaper.ValidatePtr2(proj, item, "MediaItem*") then
     reaper.SetActiveTake(original)
+    select_only(proj, selection)
   end
-  select_only(proj, selection)
-  reaper.PreventUIRefresh(-1)
-  reaper.Undo_EndBlock2(proj, "AccompGen: render vocal take for generation", -1)
-  if not file or file == "" then return nil, "REAPER could not render the take" end
+  if not file or file == "" then return nil, problem or "REAPER could not render the take" end
   return file
+end
+
+--- Delete a rendered vocal and the peaks file REAPER wrote beside it.
+function M.remove_render(path)
+  os.remove(path) -- may fail while the bridge still reads it (Windows): the recording folder keeps it then
+  os.remove(path .. ".reapeaks")
+end
+
+--- The file a project tab holds ("" for one never saved). A tab keeps its ReaProject* when another .rpp is opened
+-- into it, so the pointer alone does not say it is still the same song.
+function M.project_file(proj)
+  local index = 0
+  while true do
+    local open, file = reaper.EnumProjects(index)
+    if not open then return nil end
+    if open == proj then return file or "" end
+    index = index + 1
+  end
+end
+
+function M.item_guid(item)
+  local _, guid = reaper.GetSetMediaItemInfo_String(item, "GUID", "", false)
+  return guid
+end
+
+--- The item with this GUID in the project, or nil (deleted, or the tab now holds another song).
+function M.find_item(proj, guid)
+  for i = 0, reaper.CountMediaItems(proj) - 1 do
+    local item = reaper.GetMediaItem(proj, i)
+    if M.item_guid(item) == guid then return item end
+  end
+end
+
+--- Where a song's vocal item is now: {proj, file, guid} recorded when the job began.
+function M.locate_vocal(origin)
+  if not reaper.ValidatePtr(origin.proj, "ReaProject*") then return nil, "its project was closed" end
+  if M.project_file(origin.proj) ~= origin.file then return nil, "another project was opened in its tab" end
+  local item = M.find_item(origin.proj, origin.guid)
+  if not item then return nil, "its vocal item was deleted" end
+  return item
 end
 
 local function track_name(track)
@@ -465,52 +578,106 @@ local function track_name(track)
   return name
 end
 
---- Insert finished jobs into the project they came from: per vocal track one new track right under it (at the end
--- of the project, named after the job, when the vocal track was deleted meanwhile), per job one item at the vocal
--- item's position and length, every variation a take named by its seed. One undo block, UI refresh held
--- meanwhile. Returns how many jobs were inserted and the outputs that could not be (their project was closed).
-function M.insert_accompaniments(proj, jobs)
-  local finished, stranded = {}, {}
-  for _, job in ipairs(jobs) do
-    if job.state == "done" and job.outputs and #job.outputs > 0 then finished[#finished + 1] = job end
+local function depth(track)
+  return math.floor(reaper.GetMediaTrackInfo_Value(track, "I_FOLDERDEPTH"))
+end
+
+--- A new track with the user's default track settings at index (0-based) of proj. InsertTrackInProject exists only
+-- from REAPER 7.18; before, InsertTrackAtIndex works on the project in front, so that tab is brought forward for
+-- the insert and the user's tab restored.
+local function insert_track(proj, index)
+  if reaper.APIExists("InsertTrackInProject") then
+    reaper.InsertTrackInProject(proj, index, 1) -- 1: default envelopes and FX
+  else
+    local front = reaper.EnumProjects(-1)
+    if front ~= proj then reaper.SelectProjectInstance(proj) end
+    reaper.InsertTrackAtIndex(index, true)
+    if front ~= proj then reaper.SelectProjectInstance(front) end
   end
-  if #finished == 0 then return 0, stranded end
-  if not reaper.ValidatePtr(proj, "ReaProject*") then
-    for _, job in ipairs(finished) do
-      for _, path in ipairs(job.outputs) do stranded[#stranded + 1] = path end
+  return reaper.GetTrack(proj, index)
+end
+
+--- A new track right after the vocal track and, if the vocal is a folder, after its children: at the vocal's own
+-- folder level, so that its sound does not run through a folder's bus it was not in, nor leave the folder the vocal
+-- is in.
+function M.insert_track_beside(proj, vocal)
+  local first = math.floor(reaper.GetMediaTrackInfo_Value(vocal, "IP_TRACKNUMBER")) - 1
+  local last, level = first, depth(vocal) -- level: folder depth after `last`, relative to the vocal's
+  while level > 0 and last + 1 < reaper.CountTracks(proj) do
+    last = last + 1
+    level = level + depth(reaper.GetTrack(proj, last))
+  end
+  local closing = reaper.GetTrack(proj, last)
+  local closes = depth(closing)
+  local track = insert_track(proj, last + 1)
+  -- the last track of the vocal's block closes the folders down to the vocal's level; the new one closes the rest
+  reaper.SetMediaTrackInfo_Value(closing, "I_FOLDERDEPTH", closes - level)
+  reaper.SetMediaTrackInfo_Value(track, "I_FOLDERDEPTH", math.min(level, 0)) -- a folder left open ends the project
+  return track
+end
+
+local function add_item(track, job)
+  local item = reaper.AddMediaItemToTrack(track)
+  reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
+  reaper.SetMediaItemInfo_Value(item, "D_LENGTH", job.length)
+  for i, path in ipairs(job.outputs) do
+    M.add_take(item, path, job.seed + i - 1, i == 1)
+  end
+end
+
+--- A take of `item` playing `path`, named by its seed; an error when REAPER cannot read the file.
+function M.add_take(item, path, seed, make_active)
+  local source = reaper.PCM_Source_CreateFromFile(path)
+  if not source then error(("REAPER cannot read %s"):format(path), 0) end
+  local take = reaper.AddTakeToMediaItem(item)
+  reaper.SetMediaItemTake_Source(take, source)
+  reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", ("AccompGen seed %d"):format(seed), true)
+  if make_active then reaper.SetActiveTake(take) end
+  return take
+end
+
+--- Insert finished jobs into the song they came from: per vocal track one new track beside it, per job one item at
+-- the vocal item's position and length, every variation a take named by its seed. Only where the song is still
+-- there: a closed tab, another project opened into it, or the vocal item deleted leaves its files where they are,
+-- listed for the user. One undo block, closed whatever happens. Returns how many jobs were inserted and lines naming
+-- what could not be, with its files.
+function M.insert_accompaniments(proj, jobs)
+  local stranded, placed = {}, {}
+  for _, job in ipairs(jobs) do
+    if job.state == "done" and job.outputs and #job.outputs > 0 then
+      local item, reason = M.locate_vocal(job.origin)
+      if item then
+        placed[#placed + 1] = { job = job, vocal = reaper.GetMediaItem_Track(item) }
+      else
+        stranded[#stranded + 1] = ("%s: %s; its accompaniment is in\n%s"):format(job.label, reason,
+          table.concat(job.outputs, "\n"))
+      end
+    end
+  end
+  if #placed == 0 then return 0, stranded end
+  local inserted, problem = M.in_undo_block(proj, "AccompGen: insert accompaniment", function()
+    local created = {}
+    for _, place in ipairs(placed) do
+      local track = created[place.vocal]
+      if not track then
+        track = M.insert_track_beside(proj, place.vocal)
+        reaper.GetSetMediaTrackInfo_String(track, "P_NAME", track_name(place.vocal) .. " - accompaniment", true)
+        created[place.vocal] = track
+      end
+      add_item(track, place.job)
+    end
+    return #placed
+  end)
+  if not inserted then
+    for _, place in ipairs(placed) do
+      stranded[#stranded + 1] = ("%s: inserting failed (%s); undo (Ctrl+Z) removes what was added. Its "
+        .. "accompaniment is in\n%s"):format(place.job.label, problem, table.concat(place.job.outputs, "\n"))
     end
     return 0, stranded
   end
-  reaper.Undo_BeginBlock2(proj)
-  reaper.PreventUIRefresh(1)
-  local created = {}
-  for _, job in ipairs(finished) do
-    local vocal_track = reaper.ValidatePtr2(proj, job.track, "MediaTrack*") and job.track or nil
-    local key = vocal_track or job
-    local track = created[key]
-    if not track then
-      local index = vocal_track and math.floor(reaper.GetMediaTrackInfo_Value(vocal_track, "IP_TRACKNUMBER"))
-        or reaper.CountTracks(proj)
-      reaper.InsertTrackInProject(proj, index, 0)
-      track = reaper.GetTrack(proj, index)
-      local name = vocal_track and track_name(vocal_track) or job.track_name
-      reaper.GetSetMediaTrackInfo_String(track, "P_NAME", name .. " - accompaniment", true)
-      created[key] = track
-    end
-    local item = reaper.AddMediaItemToTrack(track)
-    reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
-    reaper.SetMediaItemInfo_Value(item, "D_LENGTH", job.length)
-    for i, path in ipairs(job.outputs) do
-      local take = reaper.AddTakeToMediaItem(item)
-      reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(path))
-      reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", ("AccompGen seed %d"):format(job.seed + i - 1), true)
-      if i == 1 then reaper.SetActiveTake(take) end
-    end
-  end
-  reaper.PreventUIRefresh(-1)
-  reaper.Undo_EndBlock2(proj, "AccompGen: insert accompaniment", -1)
+  reaper.Main_OnCommandEx(M.CMD_BUILD_MISSING_PEAKS, 0, proj) -- the new takes' waveforms
   reaper.UpdateArrange()
-  return #finished, stranded
+  return inserted, stranded
 end
 
 ---------------------------------------------------------------------------------------------------------------

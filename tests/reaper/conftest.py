@@ -14,7 +14,7 @@ import soundfile as sf
 from accompgen.core.synth import sung_phrase
 
 from ..bridge.conftest import start_bridge
-from .simulator import Project, Simulation
+from .simulator import LATEST, VERSIONS, Project, ReaperVersion, Simulation
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts" / "AccompGen"
 GENERATE = SCRIPTS / "AccompGen - Generate accompaniment for selected items.lua"
@@ -55,10 +55,25 @@ def project(tmp_path) -> Project:
     return Project(tmp_path / "Song")
 
 
+_modelled = [LATEST]  # the REAPER the next simulation models: set per test by `each_reaper_version`
+
+
+@pytest.fixture(params=VERSIONS, ids=lambda version: f"reaper{version.number}")
+def each_reaper_version(request) -> ReaperVersion:
+    """Runs the test once per modelled REAPER version (and its Lua): use with pytest.mark.usefixtures."""
+    _modelled[0] = request.param
+    yield request.param
+    _modelled[0] = LATEST
+
+
 def simulate(
-    project: Project | list[Project], script: Path, settings: dict[str, str] | None = None, os_name: str = "Linux"
+    project: Project | list[Project],
+    script: Path,
+    settings: dict[str, str] | None = None,
+    os_name: str = "Linux",
+    version: ReaperVersion | None = None,
 ) -> Simulation:
-    sim = Simulation(project, script, os_name)
+    sim = Simulation(project, script, os_name, version or _modelled[0])
     for key, value in (settings or {}).items():
         sim.reaper.ext_state[("AccompGen", key)] = value
     return sim

@@ -1,27 +1,36 @@
-"""A strict REAPER stand-in for running the real ReaScripts under Lua 5.4 (lupa): it models REAPER, not Linux.
+"""A strict REAPER stand-in for running the real ReaScripts under Lua (lupa): it models REAPER, not Linux.
 
 Every `reaper.*` and `gfx.*` name a script touches is checked against api-signatures.txt (REAPER 7.40): a name
-REAPER does not have, or an argument of the wrong type, raises and fails the test. What the real REAPER does and a
-kinder stand-in would hide:
+REAPER does not have, or an argument of the wrong type, raises and fails the test, even inside the script's own
+pcall. What the real REAPER does and a kinder stand-in would hide:
+- Versions: a function newer than the modelled REAPER is nil (calling it is "attempt to call a nil value"), and
+  APIExists says so; REAPER 6 embeds Lua 5.3 (random numbers unseeded: every run draws the same), REAPER 7 Lua 5.4.
+- Undo blocks and PreventUIRefresh must be closed within the defer cycle that opened them.
 - ExecProcess is no shell. On macOS and Linux REAPER splits the line itself (", ' and ` group words, nothing else
   is special); on Windows the program splits it by the C runtime's rules. The program runs without a shell, with
   the PATH a GUI app gets (macOS Finder: /usr/bin:/bin:/usr/sbin:/sbin); one that cannot be started gives nil.
   Waiting calls block the UI: the simulator counts what every script tick costs REAPER's UI thread (Lua
   instructions, programs waited on, bytes read), so a slow tick fails the test on any machine, however loaded.
-- Several projects (tabs); pointers are only valid in their own project, and a deleted track or a closed project
-  used in a call fails the test (REAPER would crash or corrupt the project).
-- Takes have pitch, channel mode, volume envelopes and sections that loop over their own length; sources may be in
-  formats only REAPER decodes (M4A, ...): their file is not audio to libsndfile.
+- Several projects (tabs); pointers are only valid in their own project, and a deleted track, item or take or a
+  closed project used in a call fails the test (REAPER would crash or corrupt the project). Opening another .rpp
+  into a tab keeps its ReaProject* but replaces everything in it.
+- Takes have pitch, channel mode, Volume/Pitch/Mute envelopes and sections that loop over their own length; tracks
+  have FX (pitch correction) that action 40601 does not render and 40209 does; renders go to the project's recording
+  path with a .reapeaks file beside them; sources may be in formats only REAPER decodes (M4A, ...): their file is
+  not audio to libsndfile, and PCM_Source_CreateFromFile gives nil for a file it cannot read.
+- Tracks sit in folders (I_FOLDERDEPTH); a new track gets the user's default settings only when asked for them.
 - On Windows, a file a script has open cannot be replaced: the simulator records whether the script leaves a
   status file open past its tick.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -29,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from lupa.lua54 import LuaRuntime
+from lupa import lua53, lua54
 
 SIGNATURES = Path(__file__).with_name("api-signatures.txt")
 # Lua-only functions: the signature file lists them without their (callback) parameters.
@@ -41,6 +50,30 @@ GUI_PATH = {  # the PATH REAPER sees when started from the desktop
     "macOS-arm64": "/usr/bin:/bin:/usr/sbin:/sbin",
     "Win64": r"C:\Windows\system32;C:\Windows",
 }
+
+
+@dataclass(frozen=True)
+class ReaperVersion:
+    """One REAPER release as a script sees it: which functions exist, and which Lua runs the script."""
+
+    number: str
+    lua: str  # "5.3" (REAPER 6) or "5.4" (REAPER 7)
+
+    def __str__(self) -> str:
+        return f"REAPER {self.number} (Lua {self.lua})"
+
+    def has(self, function: str) -> bool:
+        added = ADDED_IN.get(function)
+        return added is None or tuple(int(part) for part in self.number.split(".")) >= added
+
+
+# Functions the scripts may touch that are newer than REAPER 6.0 (api-signatures.txt is 7.40's list). From REAPER's
+# API documentation changelogs: InsertTrackInProject arrived in 7.18.
+ADDED_IN = {"InsertTrackInProject": (7, 18)}
+VERSIONS = (ReaperVersion("6.83", "5.3"), ReaperVersion("7.0", "5.4"), ReaperVersion("7.40", "5.4"))
+LATEST = VERSIONS[-1]
+LUA_RUNTIMES = {"5.3": lua53.LuaRuntime, "5.4": lua54.LuaRuntime}
+PLATFORMS = {"Linux": "linux-x86_64", "macOS-arm64": "macOS-arm64", "Win64": "x64"}  # as GetAppVersion names them
 
 
 @dataclass(frozen=True)
@@ -151,12 +184,13 @@ class Source:
     parent: Source | None = None
     section: tuple[float, float, bool] = (0.0, 0.0, False)  # offset, length, reversed (SECTION only)
     decoded: str | None = None  # for formats libsndfile cannot read: a WAV of what REAPER's decoder gives
+    peaks: bool = False  # REAPER has built its peaks (the waveform the user sees)
 
 
 @dataclass(eq=False)
 class Envelope:
     active: bool = True
-    points: list[tuple[float, float]] = field(default_factory=list)  # (time, gain)
+    points: list[tuple[float, float]] = field(default_factory=list)  # (time, value): gain, semitones or mute
 
 
 @dataclass(eq=False)
@@ -169,7 +203,7 @@ class Take:
     chanmode: int = 0  # 0 normal, 1 reverse stereo, 2 downmix, 3 left, 4 right
     fx: int = 0
     stretch_markers: int = 0
-    volume_envelope: Envelope | None = None
+    envelopes: dict[str, Envelope] = field(default_factory=dict)  # "Volume" (gain), "Pitch" (semitones), "Mute"
 
 
 @dataclass(eq=False)
@@ -180,12 +214,24 @@ class Item:
     takes: list[Take] = field(default_factory=list)
     active: Take | None = None
     selected: bool = False
+    guid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
+
+
+@dataclass(eq=False)
+class TrackFx:
+    name: str
+    pitch: float = 0.0  # semitones it shifts by: pitch correction, as the listener hears it
+    enabled: bool = True
 
 
 @dataclass(eq=False)
 class Track:
     name: str = ""
     items: list[Item] = field(default_factory=list)
+    fx: list[TrackFx] = field(default_factory=list)
+    fx_enabled: bool = True  # the chain's own bypass switch
+    folder_depth: int = 0  # 1 folder parent, 0 normal, -n last track of n folders
+    defaults: bool = True  # made with the user's default track settings (False: InsertTrack... asked for none)
 
 
 @dataclass(eq=False)
@@ -198,13 +244,17 @@ class Project:
     undo_open: int = 0
     undo_blocks: list[str] = field(default_factory=list)  # descriptions, one per closed block
 
-    def add_track(self, name: str) -> Track:
-        track = Track(name)
+    def add_track(self, name: str, folder_depth: int = 0) -> Track:
+        track = Track(name, folder_depth=folder_depth)
         self.tracks.append(track)
         return track
 
     def delete_track(self, track: Track) -> None:
         self.tracks.remove(track)
+
+    def open_into_tab(self, path: Path) -> None:
+        """File > Open of another .rpp into this tab: the ReaProject* stays, everything it held is gone."""
+        self.path, self.tracks, self.saved, self.undo_blocks = path, [], True, []
 
     def add_audio_item(self, track: Track, file: Path, position: float, length: float, startoffs: float = 0.0) -> Item:
         info = sf.info(str(file))
@@ -215,6 +265,10 @@ class Project:
 
     def items(self) -> list[Item]:
         return [item for track in self.tracks for item in track.items]
+
+    @property
+    def file(self) -> str:
+        return str(self.path / "project.rpp") if self.saved else ""
 
     @property
     def media_path(self) -> Path:
@@ -247,14 +301,14 @@ class Gfx:
             raise AttributeError(name)  # Python's own protocol probes (lupa asks for __getitem__)
         if name not in self._names:
             raise ApiError(f"gfx.{name} does not exist in REAPER")
-        return lambda *args: self._call(name, args)
+        return functools.partial(self._call, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if not name.startswith("_") and name not in GFX_VARIABLES | {"calls", "keys", "open"}:
             raise ApiError(f"gfx.{name} is not a gfx variable")
         object.__setattr__(self, name, value)
 
-    def _call(self, name: str, args: tuple) -> Any:
+    def _call(self, name: str, *args: Any) -> Any:
         self.calls.append((name, args))
         if name == "init":
             self.open, self.w, self.h = True, int(args[1]), int(args[2])
@@ -273,8 +327,12 @@ class Gfx:
 class Reaper:
     """The `reaper` table. Public attributes hold what tests inspect."""
 
-    def __init__(self, projects: list[Project], script: Path, os_name: str, resource_path: Path):
+    def __init__(
+        self, projects: list[Project], script: Path, os_name: str, resource_path: Path, version: ReaperVersion
+    ):
         self._signatures = load_signatures()
+        self.version = version
+        self.api_errors: list[str] = []  # every refused call, also those a script's pcall caught
         self._impl: dict[str, Callable[..., Any]] = {
             name[4:]: getattr(self, name) for name in dir(type(self)) if name.startswith("api_")
         }
@@ -307,34 +365,58 @@ class Reaper:
             raise AttributeError(name)
         key = f"reaper.{name}"
         if key not in self._signatures:
-            raise ApiError(f"reaper.{name} does not exist in REAPER")
+            raise self._refuse(f"reaper.{name} does not exist in REAPER")
+        if not self.version.has(name):
+            return None  # as in that REAPER: the script sees nil
         if name not in self._impl:
-            raise ApiError(f"reaper.{name} exists but this simulator does not model it: add it to the simulator")
+            raise self._refuse(f"reaper.{name} exists but this simulator does not model it: add it to the simulator")
         types, impl = self._signatures[key], self._impl[name]
 
         def checked(*args: Any) -> Any:
             if types is not None:
                 self._check(name, types, args)
-            return impl(*args)
+            try:
+                return impl(*args)
+            except ApiError as err:
+                raise self._refuse(str(err)) from None
 
         return checked
+
+    def override(self, name: str, impl: Callable[..., Any]) -> None:
+        """Let REAPER answer `name` with `impl` from now on: a failure to model (a full disk, a file it cannot read)."""
+        self._impl[name] = impl
+
+    def _refuse(self, message: str) -> ApiError:
+        self.api_errors.append(message)
+        return ApiError(message)
 
     def _check(self, name: str, types: list[str], args: tuple) -> None:
         required = [t for t in types if t != "optional"]
         if not len(required) <= len(args) <= len(types):
-            raise ApiError(f"reaper.{name} takes {len(types)} arguments, got {len(args)}: {args!r}")
+            raise self._refuse(f"reaper.{name} takes {len(types)} arguments, got {len(args)}: {args!r}")
         for i, (kind, value) in enumerate(zip(types, args, strict=False)):
             if not _matches(kind, value):
-                raise ApiError(f"reaper.{name} argument {i + 1} must be {kind}, got {type(value).__name__} {value!r}")
+                message = f"reaper.{name} argument {i + 1} must be {kind}, got {type(value).__name__} {value!r}"
+                raise self._refuse(message)
             if name not in ("ValidatePtr", "ValidatePtr2"):
                 self._alive(name, value)
 
     def _alive(self, name: str, value: Any) -> None:
         """A pointer to something deleted, or into a closed project, would crash REAPER."""
         if isinstance(value, Project) and value not in self.projects:
-            raise ApiError(f"reaper.{name} was given a project that has been closed")
+            raise self._refuse(f"reaper.{name} was given a project that has been closed")
         if isinstance(value, Track) and self._project_of_track(value) is None:
-            raise ApiError(f"reaper.{name} was given a track that has been deleted")
+            raise self._refuse(f"reaper.{name} was given a track that has been deleted")
+        if isinstance(value, Item) and self._item_alive(value) is None:
+            raise self._refuse(f"reaper.{name} was given an item that has been deleted")
+        if isinstance(value, Take) and not any(value in item.takes for item in self._all_items()):
+            raise self._refuse(f"reaper.{name} was given a take that has been deleted")
+
+    def _all_items(self) -> list[Item]:
+        return [item for project in self.projects for item in project.items()]
+
+    def _item_alive(self, item: Item) -> Project | None:
+        return next((p for p in self.projects if item in p.items()), None)
 
     def _project_of_track(self, track: Track) -> Project | None:
         return next((p for p in self.projects if track in p.tracks), None)
@@ -355,6 +437,12 @@ class Reaper:
 
     def api_GetOS(self) -> str:
         return self.os_name
+
+    def api_GetAppVersion(self) -> str:
+        return f"{self.version.number}/{PLATFORMS[self.os_name]}"
+
+    def api_APIExists(self, name: str) -> bool:
+        return f"reaper.{name}" in self._signatures and self.version.has(name)
 
     def api_time_precise(self) -> float:
         return time.monotonic()
@@ -410,7 +498,7 @@ class Reaper:
                 self.background.append(
                     subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
                 )
-                return None
+                return ""  # started; nil only when it could not be
             self.programs_waited += 1
             done = subprocess.run(
                 argv, capture_output=True, text=True, env=env, check=False, timeout=timeout_ms / 1000 or None
@@ -425,7 +513,7 @@ class Reaper:
         project = self.current if index == -1 else (self.projects[index] if 0 <= index < len(self.projects) else None)
         if project is None:
             return (None, "")
-        return (project, str(project.path / "project.rpp") if project.saved else "")
+        return (project, project.file)
 
     def api_SelectProjectInstance(self, proj: Project) -> None:
         self.current = proj
@@ -447,11 +535,16 @@ class Reaper:
 
     def api_GetProjectName(self, proj: Any) -> str:
         project = self._proj(proj)
-        return "project.rpp" if project.saved else ""
+        return Path(project.file).name if project.saved else ""
 
     def api_GetProjectPathEx(self, proj: Any) -> str:
-        project = self._proj(proj)
-        return str(project.media_path if project.saved else self.resource_path / "Unsaved media")
+        """The recording path: the project's media folder, or for a project never saved the default one."""
+        return str(self.recording_path(self._proj(proj)))
+
+    def recording_path(self, project: Project) -> Path:
+        return (
+            project.media_path if project.saved else self.resource_path.parent / "home" / "Documents" / "REAPER Media"
+        )
 
     def api_Undo_BeginBlock(self) -> None:
         self.current.undo_open += 1
@@ -526,6 +619,18 @@ class Reaper:
     def api_GetMediaSourceLength(self, source: Source) -> tuple:
         return (source.length, False)  # (length, lengthIsQN)
 
+    def api_CountMediaItems(self, proj: Any) -> int:
+        return len(self._proj(proj).items())
+
+    def api_GetMediaItem(self, proj: Any, index: int) -> Item | None:
+        items = self._proj(proj).items()
+        return items[index] if 0 <= index < len(items) else None
+
+    def api_GetSetMediaItemInfo_String(self, item: Item, name: str, value: str, set_value: bool) -> tuple:
+        if name != "GUID" or set_value:
+            raise ApiError(f"GetSetMediaItemInfo_String: the simulator reads GUID only, not {name}")
+        return (True, item.guid)
+
     def api_GetMediaItemInfo_Value(self, item: Item, name: str) -> float:
         values = {"D_POSITION": item.position, "D_LENGTH": item.length, "B_UISEL": float(item.selected)}
         if name not in values:
@@ -562,7 +667,7 @@ class Reaper:
     def api_GetTakeEnvelopeByName(self, take: Take, name: str) -> Envelope | None:
         if name not in ("Volume", "Pan", "Mute", "Pitch"):
             raise ApiError(f"GetTakeEnvelopeByName: REAPER has no take envelope {name!r}")
-        return take.volume_envelope if name == "Volume" else None
+        return take.envelopes.get(name)
 
     def api_GetSetEnvelopeInfo_String(self, envelope: Envelope, name: str, value: str, set_value: bool) -> tuple:
         if name != "ACTIVE" or set_value:
@@ -571,6 +676,12 @@ class Reaper:
 
     def api_CountEnvelopePoints(self, envelope: Envelope) -> int:
         return len(envelope.points)
+
+    def api_TrackFX_GetCount(self, track: Track) -> int:
+        return len(track.fx)
+
+    def api_TrackFX_GetEnabled(self, track: Track, fx: int) -> bool:
+        return track.fx[fx].enabled
 
     def api_TakeFX_GetCount(self, take: Take) -> int:
         return take.fx
@@ -592,8 +703,11 @@ class Reaper:
         item.active = item.active or take
         return take
 
-    def api_PCM_Source_CreateFromFile(self, filename: str) -> Source:
-        info = sf.info(filename)
+    def api_PCM_Source_CreateFromFile(self, filename: str) -> Source | None:
+        try:
+            info = sf.info(filename)
+        except (OSError, RuntimeError):  # missing, unreadable or not audio
+            return None
         return Source(filename, info.frames / info.samplerate)
 
     def api_SetMediaItemTake_Source(self, take: Take, source: Source) -> bool:
@@ -605,15 +719,29 @@ class Reaper:
 
     def api_Main_OnCommandEx(self, command: int, flag: int, proj: Any) -> None:
         self.commands.append(command)
-        actions = {40601: self._render_to_new_take, 40129: self._delete_active_take}
+        if command == 40047:
+            self._build_missing_peaks(self._proj(proj))
+            return
+        actions: dict[int, Callable[[Project, Item], None]] = {
+            40601: self._render_to_new_take,
+            40209: lambda project, item: self._render_to_new_take(project, item, with_track_fx=True),
+            40129: self._delete_active_take,
+        }
         if command not in actions:
             raise ApiError(f"the simulator does not model action {command}")
         for item in self._selected(proj):
             actions[command](self._proj(proj), item)
 
-    def _render_to_new_take(self, project: Project, item: Item) -> None:
+    def _build_missing_peaks(self, project: Project) -> None:
+        for item in project.items():
+            for take in item.takes:
+                take.source.peaks = True
+
+    def _render_to_new_take(self, project: Project, item: Item, with_track_fx: bool = False) -> None:
         """What the listener hears: section (looping over its own length), offset, playrate, reversal, channel
-        mode, pitch (as a resampling, REAPER's is better) and the volume envelope applied; FX are not."""
+        mode, pitch and take Pitch envelope (as a resampling, REAPER's is better), take Volume and Mute envelopes
+        applied; the track's FX only with action 40209 (Apply track/take FX), not 40601. Written, with its peaks
+        file, into the project's recording path."""
         take = item.active
         source, offset, reversed_, loop = take.source, 0.0, False, None
         while source.parent is not None:
@@ -623,7 +751,10 @@ class Reaper:
             source = source.parent
         audio, rate = sf.read(source.decoded or source.file, dtype="float32", always_2d=True)
         loop_frames = round((loop or len(audio) / rate) * rate)
-        step = take.playrate * 2 ** (take.pitch / 12)
+        semitones = take.pitch + _envelope_mean(take.envelopes.get("Pitch"))
+        if with_track_fx and item.track.fx_enabled:
+            semitones += sum(fx.pitch for fx in item.track.fx if fx.enabled)
+        step = take.playrate * 2 ** (semitones / 12)
         positions = round(take.startoffs * rate) + (np.arange(round(item.length * rate)) * step).astype(int)
         rendered = audio[round(offset * rate) + positions % loop_frames]
         if reversed_:
@@ -631,13 +762,18 @@ class Reaper:
         if take.chanmode in (2, 3, 4):
             channel = min(take.chanmode - 3, audio.shape[1] - 1)
             rendered = (rendered.mean(axis=1) if take.chanmode == 2 else rendered[:, channel])[:, None]
-        if take.volume_envelope and take.volume_envelope.active and take.volume_envelope.points:
-            times, gains = zip(*take.volume_envelope.points, strict=True)
-            rendered = rendered * np.interp(np.arange(len(rendered)) / rate, times, gains)[:, None]
-        path = project.path / f"{take.name or 'take'}-render-{len(item.takes)}.wav"
-        project.path.mkdir(parents=True, exist_ok=True)
+        for name in ("Volume", "Mute"):
+            envelope = take.envelopes.get(name)
+            if envelope and envelope.active and envelope.points:
+                times, values = zip(*envelope.points, strict=True)
+                gain = np.interp(np.arange(len(rendered)) / rate, times, values)
+                rendered = rendered * (gain if name == "Volume" else gain < 0.5)[:, None]  # Mute: 1 mutes
+        folder = self.recording_path(project)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{take.name or 'take'}-render-{len(item.takes)}.wav"
         sf.write(path, rendered, rate)
-        new = Take(Source(str(path), item.length), name=f"{take.name} render")
+        Path(f"{path}.reapeaks").write_bytes(b"RPKM")
+        new = Take(Source(str(path), item.length, peaks=True), name=f"{take.name} render")
         item.takes.append(new)
         item.active = new
 
@@ -648,11 +784,22 @@ class Reaper:
     # -- tracks -----------------------------------------------------------------------------------------------
 
     def api_GetMediaTrackInfo_Value(self, track: Track, name: str) -> float:
-        if name != "IP_TRACKNUMBER":
-            raise ApiError(f"GetMediaTrackInfo_Value: the simulator has no {name}")
         project = self._project_of_track(track)
         assert project is not None
-        return float(project.tracks.index(track) + 1)
+        values = {
+            "IP_TRACKNUMBER": project.tracks.index(track) + 1,
+            "I_FOLDERDEPTH": track.folder_depth,
+            "I_FXEN": int(track.fx_enabled),
+        }
+        if name not in values:
+            raise ApiError(f"GetMediaTrackInfo_Value: the simulator has no {name}")
+        return float(values[name])
+
+    def api_SetMediaTrackInfo_Value(self, track: Track, name: str, value: float) -> bool:
+        if name != "I_FOLDERDEPTH":
+            raise ApiError(f"SetMediaTrackInfo_Value: the simulator sets I_FOLDERDEPTH only, not {name}")
+        track.folder_depth = int(value)
+        return True
 
     def api_GetSetMediaTrackInfo_String(self, track: Track, name: str, value: str, set_value: bool) -> tuple:
         if name != "P_NAME":
@@ -662,11 +809,12 @@ class Reaper:
         return (True, track.name)
 
     def api_InsertTrackAtIndex(self, index: int, defaults: bool) -> None:
-        self.current.tracks.insert(index, Track())
+        tracks = self.current.tracks
+        tracks.insert(max(0, min(index, len(tracks))), Track(defaults=defaults))
 
     def api_InsertTrackInProject(self, proj: Any, index: int, flags: int) -> None:
         tracks = self._proj(proj).tracks
-        tracks.insert(max(0, min(index, len(tracks))), Track())
+        tracks.insert(max(0, min(index, len(tracks))), Track(defaults=bool(flags & 1)))
 
     def api_GetTrack(self, proj: Any, index: int) -> Track | None:
         tracks = self._proj(proj).tracks
@@ -674,6 +822,12 @@ class Reaper:
 
     def api_CountTracks(self, proj: Any) -> int:
         return len(self._proj(proj).tracks)
+
+
+def _envelope_mean(envelope: Envelope | None) -> float:
+    if envelope is None or not envelope.active or not envelope.points:
+        return 0.0
+    return float(np.mean([value for _, value in envelope.points]))
 
 
 def _matches(kind: str, value: Any) -> bool:
@@ -697,10 +851,21 @@ def _matches(kind: str, value: Any) -> bool:
 class Simulation:
     """One script run: the Lua state, the reaper and gfx tables, and the defer loop the test drives."""
 
-    def __init__(self, project: Project | list[Project], script: Path, os_name: str = "Linux"):
+    def __init__(
+        self,
+        project: Project | list[Project],
+        script: Path,
+        os_name: str = "Linux",
+        version: ReaperVersion = LATEST,
+    ):
         projects = project if isinstance(project, list) else [project]
-        self.lua = LuaRuntime(unpack_returned_tuples=True)
-        self.reaper = Reaper(projects, script, os_name, projects[0].path / "reaper-resources")
+        self.lua = LUA_RUNTIMES[version.lua](unpack_returned_tuples=True)
+        if version.lua == "5.3":
+            # lupa's Lua 5.3 keeps Python objects in a weak table whose slots the collector can free and reuse while
+            # Lua still holds them: a script then receives another object (scoder/lupa#293). A script run is short,
+            # so the collector simply does not run.
+            self.lua.execute("collectgarbage('stop')")
+        self.reaper = Reaper(projects, script, os_name, projects[0].path / "reaper-resources", version)
         self.gfx = Gfx(self.reaper._signatures)
         self.lua.globals().reaper = self.reaper
         self.lua.globals().gfx = self.gfx
@@ -770,13 +935,25 @@ class Simulation:
         return TickCost(lua.accompgen_sim_kilo, waited, lua.accompgen_sim_bytes_read)
 
     def _tick(self, fn: Callable[[], Any]) -> None:
-        before = self._counters()
+        before, refused = self._counters(), len(self.reaper.api_errors)
         try:
             fn()
         finally:
             self.ticks.append(self._counters() - before)
             handles = self.lua.globals().accompgen_sim_handles
             self.open_files += [h.path for h in handles.values() if not h.closed]
+        if len(self.reaper.api_errors) > refused:  # refused even if the script's pcall went on
+            raise ApiError("; ".join(self.reaper.api_errors[refused:]))
+        self._check_closed()
+
+    def _check_closed(self) -> None:
+        """REAPER expects an undo block and a UI-refresh hold to end in the defer cycle that began them: left open,
+        the project's undo history and its drawing stay blocked."""
+        open_blocks = [str(p.path) for p in self.reaper.projects if p.undo_open]
+        if open_blocks or self.reaper.refresh_holds:
+            raise AssertionError(
+                f"left open past a defer cycle: undo blocks in {open_blocks}, {self.reaper.refresh_holds} UI holds"
+            )
 
     def run(self) -> None:
         self._tick(lambda: self.lua.execute(f"dofile({_lua_string(str(self.script))})"))

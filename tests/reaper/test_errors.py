@@ -3,14 +3,18 @@
 import json
 import os
 import signal
+import sqlite3
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from ..bridge.conftest import start_bridge
 from .conftest import GENERATE, bridge_command, simulate
 from .simulator import Source
+
+pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
 
 
 def run(project, settings, os_name="Linux"):
@@ -125,3 +129,111 @@ def test_a_bridge_killed_mid_job_ends_the_window_with_an_error(project, vocal_fi
         assert len(project.tracks) == 1 and project.undo_blocks == []
     finally:
         server.stop()
+
+
+def vocal_item(project, vocal_file, length=1.0):
+    track = project.add_track("Vocals")
+    item = project.add_audio_item(track, vocal_file, 0.0, length)
+    item.selected = True
+    return track, item
+
+
+def test_a_bridge_command_reaper_cannot_start_is_named_at_once(project, vocal_file, tmp_path):
+    """ExecProcess gives nil when the program cannot be started (here: not executable): said now, not after 30 s."""
+    program = tmp_path / "accompgen-bridge"
+    program.write_text("not a program")
+    vocal_item(project, vocal_file)
+    sim = run(project, {"bridge_command": str(program)})
+    (message,) = sim.reaper.messages
+    assert "REAPER could not start" in message and str(program) in message and "AccompGen: Settings" in message
+    assert len(project.tracks) == 1
+
+
+def test_another_song_opened_into_the_tab_gets_nothing(project, vocal_file, running_bridge, tmp_path):
+    """The tab keeps its ReaProject* when File > Open replaces its song: the accompaniment must not land there."""
+    vocal_item(project, vocal_file)
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    project.open_into_tab(tmp_path / "Another song")
+    project.add_track("Piano")
+    sim.run_deferred(max_cycles=3000)
+    assert [t.name for t in project.tracks] == ["Piano"] and project.undo_blocks == []
+    (message,) = sim.reaper.messages
+    assert "another project was opened in its tab" in message
+    (output,) = message.splitlines()[1:]
+    assert sf.info(output).frames == 44100  # where the files are, and they are there
+
+
+def test_a_deleted_vocal_item_gets_nothing_and_its_files_are_named(project, vocal_file, running_bridge):
+    track, _ = vocal_item(project, vocal_file)
+    project.add_track("Drums")
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    project.delete_track(track)  # while the job runs: REAPER stays responsive
+    sim.run_deferred(max_cycles=3000)
+    assert [t.name for t in project.tracks] == ["Drums"] and project.undo_blocks == []
+    (message,) = sim.reaper.messages
+    assert "its vocal item was deleted" in message and str(project.media_path) in message
+
+
+def test_an_error_while_inserting_closes_the_undo_block_and_names_the_files(project, vocal_file, running_bridge):
+    vocal_item(project, vocal_file)
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+
+    def failing(*args):
+        raise RuntimeError("out of memory")
+
+    sim.reaper.override("AddMediaItemToTrack", failing)
+    sim.run()
+    sim.run_deferred(max_cycles=3000)  # the simulator fails the run if the block or the UI hold stays open
+    (message,) = sim.reaper.messages
+    assert "inserting failed" in message and "out of memory" in message and str(project.media_path) in message
+    assert project.undo_blocks == ["AccompGen: insert accompaniment"]
+
+
+def test_an_accompaniment_reaper_cannot_read_is_reported_not_inserted_silent(project, vocal_file, running_bridge):
+    vocal_item(project, vocal_file)
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.reaper.override("PCM_Source_CreateFromFile", lambda path: None)  # REAPER cannot read it
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    (message,) = sim.reaper.messages
+    assert "REAPER cannot read" in message and "inserting failed" in message
+
+
+def bridge_jobs(state_dir):
+    with sqlite3.connect(state_dir / "jobs.sqlite3") as db:
+        return dict(db.execute("SELECT id, state FROM jobs"))
+
+
+def test_cancel_while_a_job_is_being_submitted_cancels_it_in_the_bridge(project, vocal_file, running_bridge):
+    vocal_item(project, vocal_file, length=15.0)
+    before = set(bridge_jobs(running_bridge.state_dir))
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.gfx.keys.append(27)  # Esc at the first frame: the submit has been started, its answer not yet read
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    for process in sim.reaper.background:
+        process.wait(timeout=30)
+    new = {job: state for job, state in bridge_jobs(running_bridge.state_dir).items() if job not in before}
+    assert list(new.values()) == ["cancelled"]
+    assert sim.reaper.messages == ["Cancelled 1 unfinished job(s). Nothing was inserted."]
+    assert not project.media_path.exists() or not list(project.media_path.glob("*.wav"))
+    assert len(project.tracks) == 1
+
+
+def test_cancel_keeps_what_had_finished(project, vocal_file, running_bridge):
+    track = project.add_track("Vocals")
+    project.add_audio_item(track, vocal_file, 0.0, 1.0).selected = True
+    project.add_audio_item(track, vocal_file, 2.0, 15.0).selected = True
+    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+
+    def escape_once_the_first_is_done(cycle):
+        if any(text.endswith(": done") for text in sim.gfx.texts()[-3:]) and not sim.gfx.keys:
+            sim.gfx.keys.append(27)
+
+    sim.run_deferred(max_cycles=3000, on_cycle=escape_once_the_first_is_done)
+    assert sim.reaper.messages == ["Cancelled 1 unfinished job(s). The 1 that had finished were inserted."]
+    (new,) = project.tracks[1].items
+    assert new.position == 0.0

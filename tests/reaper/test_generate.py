@@ -8,7 +8,9 @@ import pytest
 import soundfile as sf
 
 from .conftest import GENERATE, bridge_command, simulate, submitted_requests
-from .simulator import Envelope, Project, Source
+from .simulator import Envelope, Project, Source, TrackFx
+
+pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
 
 
 def vocal_project(project, vocal_file, position=12.5, startoffs=3.0, length=2.0):
@@ -102,7 +104,7 @@ def test_cancel_mid_job_inserts_nothing_and_cancels_the_bridge_job(project, voca
 
     sim.run_deferred(max_cycles=3000, on_cycle=press_escape_once_running)
     assert [t.name for t in project.tracks] == ["Vocals"]
-    assert sim.reaper.messages == ["Cancelled: nothing was inserted."]
+    assert sim.reaper.messages == ["Cancelled 1 unfinished job(s). Nothing was inserted."]
     (cancel,) = [argv for argv in sim.reaper.exec_argv if "cancel" in argv]
     job_id = cancel[cancel.index("cancel") + 1]
     for process in sim.reaper.background:
@@ -117,10 +119,11 @@ def test_a_take_with_playrate_is_rendered_and_the_temporary_take_and_file_remove
     _, item = vocal_project(project, vocal_file, length=1.5)
     item.active.playrate = 1.25
     sim = run_generate(project, running_bridge.state_dir)
-    assert sim.reaper.commands == [40601, 40129]
+    assert sim.reaper.commands == [40601, 40129, 40047]  # render, delete the temporary take, build peaks
     assert len(item.takes) == 1 and item.active.playrate == 1.25  # the user's take, untouched
     assert item.selected  # the selection restored
-    assert not list(Path(project.path).glob("*render*.wav"))  # the rendered vocal deleted once its job ended
+    # the rendered vocal and the peaks REAPER built for it deleted once its job ended
+    assert [p for p in project.media_path.iterdir() if "-accomp-" not in p.name] == []
     assert project.undo_blocks == ["AccompGen: render vocal take for generation", "AccompGen: insert accompaniment"]
     (new,) = project.tracks[1].items
     assert sf.info(new.takes[0].source.file).frames == round(1.5 * 44100)
@@ -154,24 +157,30 @@ def test_what_the_user_hears_is_rendered_first(tmp_path, running_bridge, vocal_f
         item.active.chanmode = 3
 
     def enveloped(item):
-        item.active.volume_envelope = Envelope(points=[(0.0, 1.0), (1.0, 0.0)])
+        item.active.envelopes["Volume"] = Envelope(points=[(0.0, 1.0), (1.0, 0.0)])
+
+    def pitch_enveloped(item):  # sung a tone higher than its file: another key
+        item.active.envelopes["Pitch"] = Envelope(points=[(0.0, 2.0), (1.0, 2.0)])
+
+    def mute_enveloped(item):
+        item.active.envelopes["Mute"] = Envelope(points=[(0.0, 0.0), (0.5, 1.0)])
 
     def looped_section(item):  # a 0.5 s section looping under a 1 s item: the file alone has other audio
         item.active.source = Source("", 0.5, kind="SECTION", parent=item.active.source, section=(2.0, 0.5, False))
         item.active.startoffs = 0.0
 
-    for i, prepare in enumerate((pitched, left_channel, enveloped, looped_section)):
+    for i, prepare in enumerate((pitched, left_channel, enveloped, pitch_enveloped, mute_enveloped, looped_section)):
         commands, read = rendered_for(Project(tmp_path / f"song{i}"), running_bridge, vocal_file, prepare)
-        assert commands == [40601, 40129], prepare.__name__
+        assert commands[:2] == [40601, 40129], prepare.__name__
         assert read != str(vocal_file), prepare.__name__
 
 
 def test_an_inactive_envelope_and_a_section_within_bounds_need_no_render(tmp_path, running_bridge, vocal_file):
     def inactive_envelope(item):
-        item.active.volume_envelope = Envelope(active=False, points=[(0.0, 0.0)])
+        item.active.envelopes["Volume"] = Envelope(active=False, points=[(0.0, 0.0)])
 
     commands, read = rendered_for(Project(tmp_path / "song"), running_bridge, vocal_file, inactive_envelope)
-    assert commands == [] and read == str(vocal_file)
+    assert commands == [40047] and read == str(vocal_file)
 
 
 def test_a_format_libsndfile_cannot_read_is_rendered(project, vocal_file, running_bridge, tmp_path):
@@ -180,20 +189,8 @@ def test_a_format_libsndfile_cannot_read_is_rendered(project, vocal_file, runnin
     _, item = vocal_project(project, vocal_file, length=1.0)
     item.active.source = Source(str(m4a), 20.0, kind="MP4", decoded=str(vocal_file))
     sim = run_generate(project, running_bridge.state_dir)
-    assert sim.reaper.commands == [40601, 40129] and sim.reaper.messages == []
+    assert sim.reaper.commands == [40601, 40129, 40047] and sim.reaper.messages == []
     assert len(project.tracks) == 2
-
-
-def test_a_deleted_vocal_track_gets_its_accompaniment_at_the_end(project, vocal_file, running_bridge):
-    track, _ = vocal_project(project, vocal_file, length=1.0)
-    project.add_track("Drums")
-    sim = simulate(project, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
-    sim.run()
-    project.delete_track(track)  # while the job runs: REAPER stays responsive
-    sim.run_deferred(max_cycles=3000)
-    assert [t.name for t in project.tracks] == ["Drums", "Vocals - accompaniment"]
-    assert project.undo_blocks == ["AccompGen: insert accompaniment"]
-    assert_tidy(sim, project)
 
 
 def test_the_accompaniment_goes_into_the_project_it_was_made_for(project, vocal_file, running_bridge, tmp_path):
@@ -222,17 +219,75 @@ def test_a_closed_project_loses_nothing(project, vocal_file, running_bridge, tmp
     assert other.tracks == [] and other.undo_blocks == []
 
 
-def test_an_unsaved_project_asks_where_the_files_go(tmp_path, vocal_file, running_bridge):
+def test_an_unsaved_project_keeps_its_files_in_reapers_recording_path(tmp_path, vocal_file, running_bridge):
+    """As REAPER's own recordings and renders do: not in a folder the bridge purges after a week."""
     untitled = Project(tmp_path / "untitled", saved=False)
     vocal_project(untitled, vocal_file, length=1.0)
-    sim = simulate(untitled, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
-    sim.reaper.answers = [7]  # No: stop, save the project first
-    sim.run()
-    sim.run_deferred()
-    assert "has not been saved" in sim.reaper.messages[0] and untitled.tracks[1:] == []
-    sim = simulate(untitled, GENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
-    sim.reaper.answers = [6]  # Yes: generate into AccompGen's own folder
-    sim.run()
-    sim.run_deferred(max_cycles=3000)
+    sim = run_generate(untitled, running_bridge.state_dir)
+    assert sim.reaper.messages == []
     (new,) = untitled.tracks[1].items
-    assert Path(new.takes[0].source.file).parent == running_bridge.state_dir / "outputs"
+    assert Path(new.takes[0].source.file).parent == sim.reaper.recording_path(untitled)
+
+
+def test_a_pitch_corrected_track_is_rendered_with_its_fx(project, vocal_file, running_bridge):
+    """Action 40601 leaves out the track's FX, where pitch correction sits: the bridge would hear the uncorrected
+    take. 40209 (Apply track/take FX) renders them."""
+    track, item = vocal_project(project, vocal_file, length=1.0)
+    track.fx = [TrackFx("ReaTune", pitch=1.0), TrackFx("ReaEQ", enabled=False)]
+    sim = run_generate(project, running_bridge.state_dir)
+    assert sim.reaper.commands[:2] == [40209, 40129] and sim.reaper.messages == []
+    assert len(item.takes) == 1 and len(project.tracks) == 2
+    assert_tidy(sim, project)
+
+
+def test_bypassed_track_fx_need_no_render(project, vocal_file, running_bridge):
+    track, _ = vocal_project(project, vocal_file, length=1.0)
+    track.fx = [TrackFx("ReaTune", pitch=1.0, enabled=False)]
+    sim = run_generate(project, running_bridge.state_dir)
+    assert 40209 not in sim.reaper.commands and 40601 not in sim.reaper.commands
+    track.fx_enabled, track.fx = False, [TrackFx("ReaTune", pitch=1.0)]  # the whole chain bypassed
+    sim = run_generate(project, running_bridge.state_dir)
+    assert 40209 not in sim.reaper.commands and 40601 not in sim.reaper.commands
+
+
+@pytest.mark.parametrize(
+    ("tracks", "vocal", "expected"),
+    [
+        # (name, folder depth) of each track; the vocal's index; names and depths after
+        (
+            [("Vocals", 1), ("Double", 0), ("Harmony", -1), ("Drums", 0)],
+            0,
+            [("Vocals", 1), ("Double", 0), ("Harmony", -1), ("Vocals - accompaniment", 0), ("Drums", 0)],
+        ),
+        (
+            [("Band", 1), ("Guitar", 0), ("Vocals", -1), ("Drums", 0)],
+            2,
+            [("Band", 1), ("Guitar", 0), ("Vocals", 0), ("Vocals - accompaniment", -1), ("Drums", 0)],
+        ),
+        (
+            [("Band", 1), ("Vocals", 1), ("Double", -2), ("Drums", 0)],
+            1,
+            [("Band", 1), ("Vocals", 1), ("Double", -1), ("Vocals - accompaniment", -1), ("Drums", 0)],
+        ),
+    ],
+    ids=["vocal-is-a-folder", "vocal-is-the-last-child", "vocal-folder-closes-its-parent"],
+)
+def test_the_new_track_sits_beside_the_vocal_at_its_folder_level(
+    project, vocal_file, running_bridge, tracks, vocal, expected
+):
+    """Right under a folder parent it would be its first child (its sound through the vocal bus); right under a last
+    child it would fall out of the folder."""
+    made = [project.add_track(name, depth) for name, depth in tracks]
+    project.add_audio_item(made[vocal], vocal_file, 0.0, 1.0).selected = True
+    sim = run_generate(project, running_bridge.state_dir)
+    assert [(t.name, t.folder_depth) for t in project.tracks] == expected
+    (new,) = [t for t in project.tracks if t.name == "Vocals - accompaniment"]
+    assert new.defaults  # made with the user's default track settings
+    assert_tidy(sim, project)
+
+
+def test_the_new_takes_have_peaks(project, vocal_file, running_bridge):
+    vocal_project(project, vocal_file, length=1.0)
+    sim = run_generate(project, running_bridge.state_dir, variations="2")
+    assert all(take.source.peaks for take in project.tracks[1].items[0].takes)
+    assert_tidy(sim, project)

@@ -6,7 +6,11 @@ import signal
 import stat
 import time
 
+import pytest
+
 from .conftest import SETTINGS, START, bridge_command, simulate
+
+pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
 
 
 def saved(sim):
