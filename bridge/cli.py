@@ -6,7 +6,9 @@ import argparse
 import functools
 import json
 import logging
+import logging.handlers
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,36 @@ from accompgen.core.decoding import REQUEST_LIMITS, SamplingOptions
 from accompgen.core.errors import UserError
 from accompgen_bridge.errors import JobError
 from accompgen_bridge.jobs import write_json_atomic
-from accompgen_bridge.paths import DEFAULT_OSC_PORT, DEFAULT_TCP_PORT, default_state_dir, read_address
+from accompgen_bridge.paths import (
+    ADDRESS_FILE,
+    DEFAULT_OSC_PORT,
+    DEFAULT_TCP_PORT,
+    LOG_FILE,
+    default_state_dir,
+    read_address,
+)
 from accompgen_bridge.providers import DEVICES
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LOG_BYTES = 1 << 20  # per file; one older file is kept beside it
+
+
+def log_to_state_dir(state_dir: Path) -> None:
+    """`serve` also logs to STATE_DIR/bridge.log: a bridge a DAW started has no console to read."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        state_dir / LOG_FILE, maxBytes=LOG_BYTES, backupCount=1, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
 
 
 def serve(args: argparse.Namespace) -> None:
     from accompgen_bridge.server import ServerConfig
     from accompgen_bridge.server import serve as run_server
 
+    log_to_state_dir(args.state_dir)
     config = ServerConfig(
         bundle=args.bundle,
         state_dir=args.state_dir,
@@ -181,6 +205,31 @@ def ping(args: argparse.Namespace) -> dict[str, Any]:
     return {**version, "host": client.host, "port": client.port}
 
 
+def stop(args: argparse.Namespace) -> dict[str, Any]:
+    """Ask the bridge of --state-dir to stop (its own user only) and wait until it has."""
+    address = read_address(args.state_dir)
+    reply = client_for(args).call("/accompgen/stop", [], ("/accompgen/stopping",))
+    reply_json(reply, ["version"])
+    deadline = time.monotonic() + args.timeout
+    while (args.state_dir / ADDRESS_FILE).exists():  # removed by the bridge once it has stopped
+        if time.monotonic() > deadline:
+            raise UserError(f"the bridge was asked to stop but still runs after {args.timeout:g} s")
+        time.sleep(0.05)
+    return {"stopped": True, "pid": address["pid"] if address else None}
+
+
+def show_log(args: argparse.Namespace) -> dict[str, Any]:
+    """The end of the bridge's log, for a DAW script that cannot read a console."""
+    path = args.state_dir / LOG_FILE
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, path.stat().st_size - 64 * 1024))
+            lines = file.read().decode("utf-8", "replace").splitlines()[-args.lines :]
+    except FileNotFoundError:
+        raise UserError(f"no bridge has logged to {path} yet: start one with `accompgen-bridge serve`") from None
+    return {"log_file": str(path), "lines": lines}
+
+
 def play(args: argparse.Namespace) -> None:
     from accompgen_bridge.playback import play_files
 
@@ -192,6 +241,10 @@ def add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="its TCP port (default: from the state dir's bridge.json, else 9001)")
     parser.add_argument("--token", help="the bridge's --token, if it has one")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    add_reply_option(parser)
+
+
+def add_reply_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reply", type=Path, help="also write the JSON answer to this file, atomically (for callers that do not wait)"
     )
@@ -299,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(p)
     p.set_defaults(run=ping, prints_json=True)
 
+    p = commands.add_parser("stop", help="stop the running bridge (only the user who started it can)")
+    add_client_options(p)
+    p.set_defaults(run=stop, prints_json=True)
+
+    p = commands.add_parser("log", help="the end of the bridge's log file (STATE_DIR/bridge.log)")
+    p.add_argument("--lines", type=int, default=40, help="how many lines (default 40)")
+    add_reply_option(p)
+    p.set_defaults(run=show_log, prints_json=True)
+
     p = commands.add_parser("play", help="listen to an output (and the vocal beside it)")
     p.add_argument("output", type=Path)
     p.add_argument("--with", dest="with_vocal", type=Path, help="the vocal to play along")
@@ -308,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     try:
         result = args.run(args)
         code = 0

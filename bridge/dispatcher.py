@@ -1,5 +1,6 @@
 """From bytes to replies: decode an OSC packet, check the token, call the address's handler, turn every error
-into `/accompgen/error <job_id> <code> <message>`. Nothing a peer sends can stop the bridge."""
+into `/accompgen/error <job_id> <code> <message>`. Nothing a peer sends can stop the bridge, except
+`/accompgen/stop` from the user who started it (the local key of bridge.json)."""
 
 from __future__ import annotations
 

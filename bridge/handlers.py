@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from accompgen import __version__
 from accompgen_bridge.audio import check_region
-from accompgen_bridge.errors import BAD_ARGUMENT, FINISHED, INTERNAL, TOO_LONG, JobError
+from accompgen_bridge.errors import BAD_ARGUMENT, FINISHED, INTERNAL, TOO_LONG, UNAUTHORIZED, JobError
 from accompgen_bridge.job_request import parse_generate
 from accompgen_bridge.jobs import JobStore
 from accompgen_bridge.osc import Message
@@ -59,6 +59,7 @@ class BridgeState:
     engine_error: str | None = None  # set when the bundle's graphs could not be loaded
     local_key: str | None = None  # in bridge.json: requests that carry it come from this machine's user
     job_waiting: threading.Event = field(default_factory=threading.Event)
+    request_stop: Callable[[], None] = lambda: None  # set by the server: ends serving as SIGTERM does
 
     def listen(self, job_id: str, peer: Peer) -> None:
         peers = self.listeners.setdefault(job_id, [])
@@ -124,6 +125,15 @@ def cancel(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list
     raise JobError(FINISHED, f"job {job.id} has already ended ({job.state})")
 
 
+def stop(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list[Reply]:
+    """Stop serving, as SIGTERM does (a running job is queued again at the next start). Only the user who started
+    the bridge may (the local key of bridge.json): no peer on the network can switch it off."""
+    if not local:
+        raise JobError(UNAUTHORIZED, "only the user who started the bridge can stop it (accompgen-bridge stop)")
+    state.request_stop()
+    return [(peer, ("/accompgen/stopping", [__version__]))]
+
+
 def job_id_of(args: list[Any]) -> str:
     if len(args) != 1 or not isinstance(args[0], str):
         raise JobError(BAD_ARGUMENT, "give exactly one argument: the job id")
@@ -137,6 +147,7 @@ HANDLERS: dict[str, Handler] = {
     "/accompgen/generate": generate,
     "/accompgen/status": status,
     "/accompgen/cancel": cancel,
+    "/accompgen/stop": stop,
 }
 
 # Addresses the bridge sends: a message with one of these is a reply that found its way back (a reply_port
@@ -149,6 +160,7 @@ REPLY_ADDRESSES = (
     "/accompgen/done",
     "/accompgen/error",
     "/accompgen/cancelled",
+    "/accompgen/stopping",
 )
 
 

@@ -11,6 +11,7 @@ import platformdirs
 DEFAULT_OSC_PORT = 9000
 DEFAULT_TCP_PORT = 9001
 ADDRESS_FILE = "bridge.json"
+LOG_FILE = "bridge.log"  # what `serve` logs, also when a DAW started it without a console
 
 
 def default_state_dir() -> Path:

@@ -133,6 +133,7 @@ class Server:
         self.state.reply_peer = reply_router(udp)
         write_json_atomic(config.state_dir / ADDRESS_FILE, address)
         stop = asyncio.Event()
+        self.state.request_stop = stop.set  # handlers run on this loop
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl+C raises instead
                 self.loop.add_signal_handler(signum, stop.set)

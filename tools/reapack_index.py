@@ -3,9 +3,12 @@
     python tools/reapack_index.py [--repository URL] [--commit SHA]
 
 - index.xml, the ReaPack index: one package, the Generate script, whose @provides brings the library and the
-  other two actions (each of those carries @noindex, so that the official indexer makes no package of its own for
+  other actions (each of those carries @noindex, so that the official indexer makes no package of its own for
   them). `<description>` is RTF, as ReaPack shows it; every source URL is pinned to a commit (default: HEAD), so an
-  install gets exactly the files of one version, as reapack-index writes them.
+  install gets exactly the files of one version, as reapack-index writes them. As reapack-index does, a released
+  version never changes and the history is kept: the package's @version, when new, is added to the versions
+  already in index.xml, pinned to the commit given; when already released, the files must be as they were then
+  (else raise @version).
 - reaper_scripts/AccompGen/accompgen_limits.lua: the request limits of accompgen.core.decoding, which the Settings
   script checks its fields against; declared once, in Python.
 """
@@ -13,11 +16,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from accompgen.core.decoding import REQUEST_LIMITS
 
@@ -25,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "reaper_scripts" / "AccompGen"
 PACKAGE = "AccompGen - Generate accompaniment for selected items.lua"
 REPOSITORY = "https://github.com/accompgen/accompgen"
-RELEASED = "2026-11-26T00:00:00Z"
+INDEX = ROOT / "index.xml"
 LIMITS = SCRIPTS / "accompgen_limits.lua"
 
 
@@ -72,10 +77,14 @@ def rtf(text: str) -> str:
     )
 
 
-def head_commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+def git(*args: str) -> str:
+    env = {**os.environ, "TZ": "UTC"}
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+
+def commit_time(commit: str) -> str:
+    """When the commit was made, in UTC, as reapack-index dates a version."""
+    return git("show", "-s", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", commit)
 
 
 def source_url(repository: str, commit: str, file: str) -> str:
@@ -84,21 +93,50 @@ def source_url(repository: str, commit: str, file: str) -> str:
     return f"{repository}/raw/{commit}/{quote(path)}"
 
 
-def build_index(repository: str, commit: str) -> str:
+def released_versions(index_text: str | None) -> list[ET.Element]:
+    """The package's <version> elements in an existing index, oldest first."""
+    if not index_text:
+        return []
+    package = ET.fromstring(index_text.encode()).find(f".//reapack[@name='{PACKAGE}']")
+    return [] if package is None else package.findall("version")
+
+
+def new_version(header: dict[str, str], repository: str, commit: str, time: str) -> ET.Element:
+    version = ET.Element("version", name=header["version"], author=header["author"], time=time)
+    ET.SubElement(version, "changelog").text = header["changelog"]
+    ET.SubElement(version, "source", main="main").text = source_url(repository, commit, PACKAGE)
+    for option, file in provided(header):
+        attributes = {"file": file} if option == "nomain" else {"main": "main", "file": file}
+        ET.SubElement(version, "source", attributes).text = source_url(repository, commit, file)
+    return version
+
+
+def build_index(repository: str, commit: str, time: str, previous: str | None) -> str:
+    """The index of `previous` (its text, or None) with the package's @version added when it is new, pinned to
+    `commit` and dated `time`; released versions are kept as they are."""
     header = read_header(SCRIPTS / PACKAGE)
     index = ET.Element("index", version="1", name="AccompGen")
     category = ET.SubElement(index, "category", name="Items Editing")
     package = ET.SubElement(category, "reapack", name=PACKAGE, type="script", desc=header["description"])
     metadata = ET.SubElement(package, "metadata")
     ET.SubElement(metadata, "description").text = rtf(header["about"])
-    version = ET.SubElement(package, "version", name=header["version"], author=header["author"], time=RELEASED)
-    ET.SubElement(version, "changelog").text = header["changelog"]
-    ET.SubElement(version, "source", main="main").text = source_url(repository, commit, PACKAGE)
-    for option, file in provided(header):
-        attributes = {"file": file} if option == "nomain" else {"main": "main", "file": file}
-        ET.SubElement(version, "source", attributes).text = source_url(repository, commit, file)
+    versions = released_versions(previous)
+    if header["version"] not in {v.get("name") for v in versions}:
+        versions.append(new_version(header, repository, commit, time))
+    package.extend(versions)
     ET.indent(index)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(index, encoding="unicode") + "\n"
+
+
+def changed_since(version: ET.Element) -> list[str]:
+    """The files of a released version that differ now from what its pinned commit holds."""
+    changed = []
+    for source in version.findall("source"):
+        commit, path = (source.text or "").split("/raw/")[1].split("/", 1)
+        shown = subprocess.run(["git", "show", f"{commit}:{unquote(path)}"], cwd=ROOT, capture_output=True)
+        if shown.returncode or shown.stdout != (ROOT / unquote(path)).read_bytes():
+            changed.append(unquote(path))
+    return changed
 
 
 def lua_number(value: float) -> str:
@@ -124,8 +162,18 @@ def main() -> None:
     parser.add_argument("--repository", default=REPOSITORY, help="the repository the raw files are served from")
     parser.add_argument("--commit", help="the commit every source URL is pinned to (default: HEAD)")
     args = parser.parse_args()
-    (ROOT / "index.xml").write_text(build_index(args.repository, args.commit or head_commit()), encoding="utf-8")
     LIMITS.write_text(limits_lua(), encoding="utf-8")
+    previous = INDEX.read_text(encoding="utf-8") if INDEX.exists() else None
+    name = read_header(SCRIPTS / PACKAGE)["version"]
+    released = [v for v in released_versions(previous) if v.get("name") == name]
+    changed = changed_since(released[0]) if released else []
+    if changed:
+        sys.exit(
+            f"version {name} is released and these files changed since: {', '.join(changed)}. "
+            f"Raise @version in {PACKAGE} (a released version never changes) and run this again."
+        )
+    commit = args.commit or git("rev-parse", "HEAD")
+    INDEX.write_text(build_index(args.repository, commit, commit_time(commit), previous), encoding="utf-8")
 
 
 if __name__ == "__main__":

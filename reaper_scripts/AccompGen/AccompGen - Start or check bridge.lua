@@ -35,8 +35,8 @@ local function wait_for_bridge()
     return
   end
   if reaper.time_precise() - started_at > START_WAIT_S then
-    say(("The bridge did not answer within %d s. Run this in a terminal to see why:\n\n%s"):format(
-      START_WAIT_S, serve_line()))
+    say(("The bridge did not answer within %d s. AccompGen: Show bridge log shows why, or run this in a "
+      .. "terminal:\n\n%s"):format(START_WAIT_S, serve_line()))
     return
   end
   if state == "failed" then ping = nil end -- it has answered: its reply file is gone, none is left behind
@@ -86,13 +86,9 @@ local function first_answer()
   end
 end
 
-local resolved, problem = lib.resolve_command(settings.bridge_command)
-if not resolved then
-  say(problem)
-  return
-end
-settings.bridge_command = resolved
-ping, problem = lib.start_call(settings, { "ping", "--timeout", "2" })
+local problem
+ping, problem = lib.prepare(settings)
+if ping then ping, problem = lib.start_call(settings, { "ping", "--timeout", "2" }) end
 if not ping then
   say(problem)
   return

@@ -303,18 +303,38 @@ local function is_absolute(path)
   return path:match("^/") or path:match("^%a:[/\\]") or path:match("^\\\\")
 end
 
+--- On Windows, the console-less launcher pip installs beside accompgen-bridge.exe (accompgen-bridgew.exe): no
+-- console window flashes at each call, and none can be closed to kill a bridge started from REAPER.
+local function windowless(program, rest)
+  local folder, name = program:match("^(.*[/\\])(accompgen%-bridge)%.exe$")
+  if folder and reaper.file_exists(folder .. name .. "w.exe") then
+    return M.quote(folder .. name .. "w.exe", true) .. rest
+  end
+end
+
+--- What follows the program in a command line (its arguments, with their leading space).
+local function after_program(command, program)
+  local stop = command:find(program, 1, true) + #program
+  if command:sub(stop, stop):match("[\"'`]") then stop = stop + 1 end -- the program's closing quote
+  return command:sub(stop)
+end
+
 --- The bridge command with its program as an absolute path: REAPER started from the macOS Finder sees only
 -- PATH=/usr/bin:/bin:/usr/sbin:/sbin, so a bare name would not be found. Searches the PATH REAPER has, then the
 -- places pip puts scripts. Returns the command or nil, message.
 function M.resolve_command(command)
-  if reaper.file_exists(command) then return M.quote(command) end -- a path with spaces, typed without quotes
+  local windows = M.is_windows()
+  if reaper.file_exists(command) then -- a path with spaces, typed without quotes
+    return windows and windowless(command, "") or M.quote(command)
+  end
   local words = M.split_command(command)
   local program = words[1] or ""
   if is_absolute(program) then
-    if reaper.file_exists(program) then return command end
+    if reaper.file_exists(program) then
+      return windows and windowless(program, after_program(command, program)) or command
+    end
     return nil, ("%s was not found: set the full path of accompgen-bridge in AccompGen: Settings."):format(program)
   end
-  local windows = M.is_windows()
   local separator, slash = windows and ";" or ":", windows and "\\" or "/"
   local home = os.getenv("HOME") or os.getenv("USERPROFILE") or ""
   local folders = {}
@@ -326,8 +346,8 @@ function M.resolve_command(command)
     for _, suffix in ipairs(windows and { ".exe", "" } or { "" }) do
       local candidate = folder .. slash .. program .. suffix
       if reaper.file_exists(candidate) then
-        local quoted = M.quote(candidate, windows)
-        return quoted .. command:sub(#program + 1)
+        local rest = command:sub(#program + 1)
+        return windows and windowless(candidate, rest) or M.quote(candidate, windows) .. rest
       end
     end
   end
@@ -337,6 +357,18 @@ end
 
 ---------------------------------------------------------------------------------------------------------------
 -- Calls to the bridge: started without waiting, answered through files
+
+--- What every action checks first: a REAPER it can run on, and the bridge command, made absolute in `settings`.
+-- Returns true, or nil and the message to show.
+function M.prepare(settings)
+  local problem = M.unsupported_reaper()
+  if problem then return nil, problem end
+  local command
+  command, problem = M.resolve_command(settings.bridge_command)
+  if not command then return nil, problem end
+  settings.bridge_command = command
+  return true
+end
 
 --- A folder of the script's own for request and reply files.
 function M.work_dir()
@@ -397,6 +429,20 @@ function M.poll(call)
     return "failed", ("The bridge command gave no answer within %d s."):format(M.REPLY_TIMEOUT_S)
   end
   return "running"
+end
+
+--- Call fn(state, reply_or_message, reply) once a started call has ended (see `poll`), polling from REAPER's defer
+-- loop so that REAPER stays responsive meanwhile.
+function M.after_call(call, fn)
+  local function wait()
+    local state, reply_or_message, reply = M.poll(call)
+    if state == "running" then
+      reaper.defer(wait)
+    else
+      fn(state, reply_or_message, reply)
+    end
+  end
+  wait()
 end
 
 function M.read_json(path)
@@ -532,6 +578,35 @@ function M.render_region(proj, item)
   return file
 end
 
+local function item_label(item, index)
+  local take = reaper.GetActiveTake(item)
+  local _, name = "", ""
+  if take then _, name = reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", "", false) end
+  return name ~= "" and name or ("item %d"):format(index)
+end
+
+--- A job for the vocal item (rendered first when the file alone is not what is heard), or nil and why it is skipped.
+-- `origin` ({proj, file}) is where its accompaniment belongs; index numbers items without a name.
+function M.job_for_item(origin, item, index)
+  local label = item_label(item, index)
+  local region, render_reason, problem = M.item_region(item)
+  local temp_file
+  if region and render_reason then
+    temp_file, problem = M.render_region(origin.proj, item)
+    if temp_file then
+      region.file, region.start = temp_file, 0
+    else
+      region, problem = nil, ("%s (it has %s)"):format(problem, render_reason)
+    end
+  end
+  if not region then return nil, ("%s skipped: %s"):format(label, problem) end
+  return {
+    origin = { proj = origin.proj, file = origin.file, guid = M.item_guid(item) },
+    label = label, temp_file = temp_file,
+    file = region.file, start = region.start, length = region.length, position = region.position,
+  }
+end
+
 --- Delete a rendered vocal and the peaks file REAPER wrote beside it.
 function M.remove_render(path)
   os.remove(path) -- may fail while the bridge still reads it (Windows): the recording folder keeps it then
@@ -616,10 +691,13 @@ function M.insert_track_beside(proj, vocal)
   return track
 end
 
+M.VOCAL_KEY = "P_EXT:AccompGen_vocal" -- on an accompaniment item: the GUID of the vocal item it accompanies
+
 local function add_item(track, job)
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
   reaper.SetMediaItemInfo_Value(item, "D_LENGTH", job.length)
+  reaper.GetSetMediaItemInfo_String(item, M.VOCAL_KEY, job.origin.guid, true) -- for "Regenerate this take"
   for i, path in ipairs(job.outputs) do
     M.add_take(item, path, job.seed + i - 1, i == 1)
   end
@@ -636,18 +714,18 @@ function M.add_take(item, path, seed, make_active)
   return take
 end
 
---- Insert finished jobs into the song they came from: per vocal track one new track beside it, per job one item at
--- the vocal item's position and length, every variation a take named by its seed. Only where the song is still
--- there: a closed tab, another project opened into it, or the vocal item deleted leaves its files where they are,
--- listed for the user. One undo block, closed whatever happens. Returns how many jobs were inserted and lines naming
--- what could not be, with its files.
-function M.insert_accompaniments(proj, jobs)
+--- Put finished jobs into the song they came from, only where it is still there: a closed tab, another project
+-- opened into it, or the vocal item deleted leaves a job's files where they are, listed for the user.
+-- `locate(job)` gives where the job goes (or nil and why not); `put(placed)` edits the project, in one undo block
+-- closed whatever happens, for a list of {job, target}. Returns how many jobs were placed and lines naming what
+-- could not be, with its files.
+local function place_jobs(proj, jobs, description, locate, put)
   local stranded, placed = {}, {}
   for _, job in ipairs(jobs) do
     if job.state == "done" and job.outputs and #job.outputs > 0 then
-      local item, reason = M.locate_vocal(job.origin)
-      if item then
-        placed[#placed + 1] = { job = job, vocal = reaper.GetMediaItem_Track(item) }
+      local target, reason = locate(job)
+      if target then
+        placed[#placed + 1] = { job = job, target = target }
       else
         stranded[#stranded + 1] = ("%s: %s; its accompaniment is in\n%s"):format(job.label, reason,
           table.concat(job.outputs, "\n"))
@@ -655,20 +733,11 @@ function M.insert_accompaniments(proj, jobs)
     end
   end
   if #placed == 0 then return 0, stranded end
-  local inserted, problem = M.in_undo_block(proj, "AccompGen: insert accompaniment", function()
-    local created = {}
-    for _, place in ipairs(placed) do
-      local track = created[place.vocal]
-      if not track then
-        track = M.insert_track_beside(proj, place.vocal)
-        reaper.GetSetMediaTrackInfo_String(track, "P_NAME", track_name(place.vocal) .. " - accompaniment", true)
-        created[place.vocal] = track
-      end
-      add_item(track, place.job)
-    end
-    return #placed
+  local done, problem = M.in_undo_block(proj, description, function()
+    put(placed)
+    return true
   end)
-  if not inserted then
+  if not done then
     for _, place in ipairs(placed) do
       stranded[#stranded + 1] = ("%s: inserting failed (%s); undo (Ctrl+Z) removes what was added. Its "
         .. "accompaniment is in\n%s"):format(place.job.label, problem, table.concat(place.job.outputs, "\n"))
@@ -677,7 +746,45 @@ function M.insert_accompaniments(proj, jobs)
   end
   reaper.Main_OnCommandEx(M.CMD_BUILD_MISSING_PEAKS, 0, proj) -- the new takes' waveforms
   reaper.UpdateArrange()
-  return inserted, stranded
+  return #placed, stranded
+end
+
+--- Insert finished jobs: per vocal track one new track beside it, per job one item at the vocal item's position
+-- and length, every variation a take named by its seed.
+function M.insert_accompaniments(proj, jobs)
+  local function locate(job)
+    local item, reason = M.locate_vocal(job.origin)
+    return item and reaper.GetMediaItem_Track(item), reason
+  end
+  return place_jobs(proj, jobs, "AccompGen: insert accompaniment", locate, function(placed)
+    local created = {}
+    for _, place in ipairs(placed) do
+      local vocal = place.target
+      if not created[vocal] then
+        created[vocal] = M.insert_track_beside(proj, vocal)
+        reaper.GetSetMediaTrackInfo_String(created[vocal], "P_NAME", track_name(vocal) .. " - accompaniment", true)
+      end
+      add_item(created[vocal], place.job)
+    end
+  end)
+end
+
+--- Add finished jobs of "Regenerate this take" as new active takes of the accompaniment items they were made for.
+function M.add_variations(proj, jobs)
+  local function locate(job)
+    local vocal, reason = M.locate_vocal(job.origin)
+    if not vocal then return nil, reason end
+    local item = M.find_item(proj, job.target)
+    if not item then return nil, "its accompaniment item was deleted" end
+    return item
+  end
+  return place_jobs(proj, jobs, "AccompGen: regenerate accompaniment", locate, function(placed)
+    for _, place in ipairs(placed) do
+      for i, path in ipairs(place.job.outputs) do
+        M.add_take(place.target, path, place.job.seed + i - 1, i == 1)
+      end
+    end
+  end)
 end
 
 ---------------------------------------------------------------------------------------------------------------

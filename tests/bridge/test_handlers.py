@@ -167,3 +167,14 @@ def test_the_local_key_lets_this_machines_user_write_anywhere(state, vocal, tmp_
         assert (replies[0][1][0] == "/accompgen/accepted") == accepted
     job = state.store.next_queued()
     assert job.request.local and job.request.output_dir == anywhere
+
+
+def test_only_the_user_who_started_the_bridge_can_stop_it(state):
+    stops = []
+    state.local_key, state.request_stop = "the-key", lambda: stops.append(True)
+    for key in (None, "a-guess"):
+        credentials = ("local_key", key) if key else ()
+        assert error_of(ask(state, "/accompgen/stop", *credentials)[0])[1] == "unauthorized"
+    assert stops == []
+    replies, _ = ask(state, "/accompgen/stop", "local_key", "the-key")
+    assert replies[0][1][0] == "/accompgen/stopping" and stops == [True]

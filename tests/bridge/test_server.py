@@ -190,3 +190,21 @@ def test_reply_port_gets_every_reply_for_senders_that_cannot_listen(bridge, voca
     finally:
         sender.close()
         listener.close()
+
+
+def test_stop_ends_the_bridge_and_its_log_stays_readable(tiny_bundle, tmp_path):
+    from accompgen_bridge.cli import main
+
+    server = start_bridge(tiny_bundle, tmp_path / "state")
+    try:
+        state = ["--state-dir", str(server.state_dir)]
+        assert main([*state, "stop", "--timeout", "20"]) == 0
+        assert server.process.wait(timeout=30) == 0 and not (server.state_dir / "bridge.json").exists()
+        reply = tmp_path / "log.json"
+        assert main([*state, "log", "--lines", "5", "--reply", str(reply)]) == 0
+        answer = json.loads(reply.read_text())
+        assert answer["log_file"] == str(server.state_dir / "bridge.log")
+        assert any("stopping" in line for line in answer["lines"]) and len(answer["lines"]) <= 5
+        assert main([*state, "stop"]) == 2  # none is running now: said, not a traceback
+    finally:
+        server.stop()

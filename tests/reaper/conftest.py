@@ -20,6 +20,9 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "reaper_scripts" / "AccompGen"
 GENERATE = SCRIPTS / "AccompGen - Generate accompaniment for selected items.lua"
 SETTINGS = SCRIPTS / "AccompGen - Settings.lua"
 START = SCRIPTS / "AccompGen - Start or check bridge.lua"
+STOP = SCRIPTS / "AccompGen - Stop bridge.lua"
+SHOW_LOG = SCRIPTS / "AccompGen - Show bridge log.lua"
+REGENERATE = SCRIPTS / "AccompGen - Regenerate this take.lua"
 
 
 def bridge_command(state_dir: Path) -> str:

@@ -215,6 +215,7 @@ class Item:
     active: Take | None = None
     selected: bool = False
     guid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
+    ext: dict[str, str] = field(default_factory=dict)  # P_EXT: what scripts keep with the item
 
 
 @dataclass(eq=False)
@@ -589,6 +590,9 @@ class Reaper:
     def api_SetMediaItemSelected(self, item: Item, selected: bool) -> None:
         item.selected = selected
 
+    def api_CountTakes(self, item: Item) -> int:
+        return len(item.takes)
+
     def api_GetActiveTake(self, item: Item) -> Take | None:
         return item.active
 
@@ -627,8 +631,13 @@ class Reaper:
         return items[index] if 0 <= index < len(items) else None
 
     def api_GetSetMediaItemInfo_String(self, item: Item, name: str, value: str, set_value: bool) -> tuple:
+        """GUID (read only) and P_EXT:xyz, extension data a script keeps with the item in the project."""
+        if name.startswith("P_EXT:"):
+            if set_value:
+                item.ext[name[6:]] = value
+            return (True, item.ext.get(name[6:], ""))
         if name != "GUID" or set_value:
-            raise ApiError(f"GetSetMediaItemInfo_String: the simulator reads GUID only, not {name}")
+            raise ApiError(f"GetSetMediaItemInfo_String: the simulator has no {name} (set: {set_value})")
         return (True, item.guid)
 
     def api_GetMediaItemInfo_Value(self, item: Item, name: str) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import GENERATE, bridge_command, simulate, submitted_requests
+from .conftest import GENERATE, REGENERATE, bridge_command, simulate, submitted_requests
 from .simulator import Envelope, Project, Source, TrackFx
 
 pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
@@ -291,3 +291,38 @@ def test_the_new_takes_have_peaks(project, vocal_file, running_bridge):
     sim = run_generate(project, running_bridge.state_dir, variations="2")
     assert all(take.source.peaks for take in project.tracks[1].items[0].takes)
     assert_tidy(sim, project)
+
+
+def test_regenerate_adds_a_new_variation_as_another_take(project, vocal_file, running_bridge):
+    _, vocal = vocal_project(project, vocal_file, length=1.0)
+    run_generate(project, running_bridge.state_dir)
+    (accompaniment,) = project.tracks[1].items
+    vocal.selected, accompaniment.selected = False, True
+    settings = {"bridge_command": bridge_command(running_bridge.state_dir), "seed": "5"}
+    sim = simulate(project, REGENERATE, settings)
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert sim.reaper.messages == []
+    assert [take.name for take in accompaniment.takes] == ["AccompGen seed 5", "AccompGen seed 6"]
+    assert accompaniment.active is accompaniment.takes[1]
+    assert len(project.tracks) == 2 and project.undo_blocks[-1] == "AccompGen: regenerate accompaniment"
+    request = submitted_requests(running_bridge.state_dir)[-1]
+    assert (request["input_path"], request["seed"], request["variations"]) == (str(vocal_file), 6, 1)
+    assert_tidy(sim, project)
+
+
+def test_regenerate_says_what_it_cannot_regenerate(project, vocal_file, running_bridge):
+    track, vocal = vocal_project(project, vocal_file, length=1.0)
+    run_generate(project, running_bridge.state_dir)
+    (accompaniment,) = project.tracks[1].items
+    accompaniment.selected = True  # the vocal item is selected too: AccompGen did not make it
+    sim = simulate(project, REGENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert any("AccompGen did not make it" in line for line in sim.reaper.messages[0].splitlines())
+    assert len(accompaniment.takes) == 2
+    track.items.remove(vocal)
+    sim = simulate(project, REGENERATE, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert sim.reaper.messages == ["item 1 skipped: the vocal item it accompanies was deleted"]

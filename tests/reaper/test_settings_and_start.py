@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from .conftest import SETTINGS, START, bridge_command, simulate
+from ..bridge.conftest import start_bridge
+from .conftest import SETTINGS, SHOW_LOG, START, STOP, bridge_command, simulate
 
 pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
 
@@ -151,3 +152,50 @@ def test_a_bridge_whose_bundle_does_not_load_says_so(project, tiny_bundle, tmp_p
         assert "cannot generate" in message and "could not be loaded" in message
     finally:
         server.stop()
+
+
+def run_to_the_end(sim):
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert sim.heavy_ticks() == []
+    return sim
+
+
+def test_stop_bridge_stops_it_and_then_says_none_runs(project, tiny_bundle, tmp_path):
+    server = start_bridge(tiny_bundle, tmp_path / "state")
+    try:
+        settings = {"bridge_command": bridge_command(server.state_dir)}
+        sim = run_to_the_end(simulate(project, STOP, settings))
+        assert sim.reaper.messages == ["The AccompGen bridge has stopped."]
+        assert server.process.wait(timeout=30) == 0
+        sim = run_to_the_end(simulate(project, STOP, settings))
+        assert sim.reaper.messages == ["No AccompGen bridge is running."]
+    finally:
+        server.stop()
+
+
+def test_show_bridge_log_prints_its_end_and_where_it_is(project, running_bridge):
+    sim = run_to_the_end(simulate(project, SHOW_LOG, {"bridge_command": bridge_command(running_bridge.state_dir)}))
+    assert sim.reaper.messages == []
+    (text,) = sim.reaper.console
+    assert str(running_bridge.state_dir / "bridge.log") in text and "listening on 127.0.0.1" in text
+
+
+def test_on_windows_the_console_less_launcher_is_used(project, tmp_path):
+    """accompgen-bridge.exe opens a console window at every call, and closing it kills a bridge started from it."""
+    scripts = tmp_path / "venv" / "Scripts"
+    fake_program(scripts / "accompgen-bridge.exe")
+    fake_program(scripts / "accompgen-bridgew.exe")
+    sim = simulate(project, SETTINGS, os_name="Win64")
+    sim.reaper.user_inputs = [(True, [str(scripts / "accompgen-bridge.exe"), "", "", "", "", "1"])]
+    sim.run()
+    assert saved(sim)["bridge_command"] == f'"{scripts / "accompgen-bridgew.exe"}"'
+
+
+def test_a_pip_user_install_on_macos_is_found(project):
+    home = project.path / "home"  # the simulated desktop's HOME
+    program = fake_program(home / "Library" / "Python" / "3.12" / "bin" / "accompgen-bridge")
+    sim = simulate(project, SETTINGS, os_name="macOS-arm64")
+    sim.reaper.user_inputs = [(True, ["accompgen-bridge", "", "", "", "", "1"])]
+    sim.run()
+    assert saved(sim)["bridge_command"] == f'"{program}"'

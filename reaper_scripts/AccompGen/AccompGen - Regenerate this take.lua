@@ -1,0 +1,63 @@
+-- @description AccompGen: Regenerate this take
+-- @version 0.4.0
+-- @author AccompGen
+-- @noindex
+-- @about
+--   Select accompaniment items AccompGen made and run this script: each gets a new variation, from the vocal item
+--   as it is now, added as a new take of the same item (the earlier takes stay, to compare and choose).
+-- @changelog
+--   New.
+
+local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
+local lib = dofile(script_dir .. "accompgen_lib.lua")
+local runner = dofile(script_dir .. "accompgen_jobs.lua")(lib)
+
+--- A seed not used by the item's takes: the next after the set seed for each take made, else a random one.
+local function new_seed(settings, item)
+  if settings.seed == "" then return math.random(0, math.floor(lib.LIMITS.seed[2])) end
+  return (tonumber(settings.seed) + reaper.CountTakes(item)) % (math.floor(lib.LIMITS.seed[2]) + 1)
+end
+
+local function main()
+  local settings = lib.load_settings()
+  local proj = reaper.EnumProjects(-1)
+  local ready, problem = lib.prepare(settings)
+  if ready and reaper.CountSelectedMediaItems(proj) == 0 then
+    problem = "Select one or more accompaniment items AccompGen made first."
+  end
+  if problem then
+    lib.message(problem)
+    return
+  end
+  local origin, jobs, problems = { proj = proj, file = lib.project_file(proj) }, {}, {}
+  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do
+    local item = reaper.GetSelectedMediaItem(proj, i)
+    local _, vocal_guid = reaper.GetSetMediaItemInfo_String(item, lib.VOCAL_KEY, "", false)
+    local vocal = vocal_guid ~= "" and lib.find_item(proj, vocal_guid)
+    local job, skipped
+    if vocal_guid == "" then
+      skipped = ("item %d skipped: AccompGen did not make it (select an accompaniment item)"):format(i + 1)
+    elseif not vocal then
+      skipped = ("item %d skipped: the vocal item it accompanies was deleted"):format(i + 1)
+    else
+      job, skipped = lib.job_for_item(origin, vocal, i + 1)
+    end
+    if job then
+      job.target, job.seed, job.variations = lib.item_guid(item), new_seed(settings, item), 1
+      jobs[#jobs + 1] = job
+    else
+      problems[#problems + 1] = skipped
+    end
+  end
+  if #jobs == 0 then
+    lib.message(table.concat(problems, "\n"))
+    return
+  end
+  runner.run({
+    settings = settings, jobs = jobs, problems = problems, placed = "added as new takes",
+    output_dir = reaper.GetProjectPathEx(proj),
+    place = function(finished) return lib.add_variations(proj, finished) end,
+  })
+end
+
+main()
