@@ -27,7 +27,6 @@ from accompgen_bridge.paths import (
 )
 from accompgen_bridge.providers import DEVICES
 
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 LOG_BYTES = 1 << 20  # per file; one older file is kept beside it
 
@@ -218,6 +217,18 @@ def stop(args: argparse.Namespace) -> dict[str, Any]:
     return {"stopped": True, "pid": address["pid"] if address else None}
 
 
+def bundles(args: argparse.Namespace) -> dict[str, Any]:
+    """The bundles found where a bridge looks without a path, and the devices this machine can run them on."""
+    from accompgen_bridge.bundles import bundle_folders, find_bundles, usable_devices
+
+    folders = bundle_folders(args.state_dir)
+    return {
+        "bundles": [found.to_dict() for found in find_bundles(folders)],
+        "folders": [str(folder) for folder in folders],
+        "devices": usable_devices(),
+    }
+
+
 def show_log(args: argparse.Namespace) -> dict[str, Any]:
     """The end of the bridge's log, for a DAW script that cannot read a console."""
     path = args.state_dir / LOG_FILE
@@ -355,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("stop", help="stop the running bridge (only the user who started it can)")
     add_client_options(p)
     p.set_defaults(run=stop, prints_json=True)
+
+    p = commands.add_parser("bundles", help="the bundles installed and in STATE_DIR/bundles, and the devices here")
+    add_reply_option(p)
+    p.set_defaults(run=bundles, prints_json=True)
 
     p = commands.add_parser("log", help="the end of the bridge's log file (STATE_DIR/bridge.log)")
     p.add_argument("--lines", type=int, default=40, help="how many lines (default 40)")

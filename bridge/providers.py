@@ -54,7 +54,8 @@ class Device:
         return "cpu" if self.kind == "cpu" else "cuda"
 
 
-def _loadable(kind: str) -> bool:
+def runtime_present(kind: str) -> bool:
+    """Whether onnxruntime lists the provider and its runtime library loads on this machine."""
     if _PROVIDER[kind] not in ort.get_available_providers():
         return False
     for name in _LIBRARIES[kind]:
@@ -78,7 +79,7 @@ def choose_device(requested: str = "auto") -> Device:
         return Device("cpu", (_PROVIDER["cpu"],))
     candidates = ["cuda"] if requested == "auto" else [requested]
     for kind in candidates:
-        if _loadable(kind):
+        if runtime_present(kind):
             chain = ["tensorrt", "cuda", "cpu"][["tensorrt", "cuda"].index(kind) :]
             return Device(kind, tuple(_PROVIDER[k] for k in chain))
     if requested != "auto":

@@ -23,7 +23,8 @@ local function say(text)
 end
 
 local function serve_line()
-  return ("%s serve --bundle %s"):format(settings.bridge_command, lib.quote(settings.bundle) or settings.bundle)
+  return ("%s serve --bundle %s --device %s"):format(settings.bridge_command,
+    lib.quote(settings.bundle) or settings.bundle, settings.device)
 end
 
 --- After starting the bridge: ping every second until it answers or START_WAIT_S have passed.
@@ -50,7 +51,8 @@ end
 local function start_bridge()
   if settings.bundle == "" then
     say("No bridge is running, and no bundle folder is set to start one with.\n\n"
-      .. "Set it in AccompGen: Settings (a folder written by `accompgen export`).")
+      .. "Choose one with AccompGen: Choose bundle and device, or set a folder written by `accompgen export` in "
+      .. "AccompGen: Settings.")
     return
   end
   if not reaper.file_exists(settings.bundle .. "/manifest.yaml") then
@@ -58,14 +60,17 @@ local function start_bridge()
       .. "`accompgen export`."):format(settings.bundle))
     return
   end
-  local bundle = lib.quote(settings.bundle)
-  if not bundle then
+  if not lib.quote(settings.bundle) then
     say("The bundle folder's path holds \", ' and ` at once: REAPER cannot pass it on. Rename the folder.")
     return
   end
   -- -1: do not wait (-2 on Windows: do not wait, minimised, so its console window stays out of the way); the
   -- bridge keeps running after this script ends
-  reaper.ExecProcess(settings.bridge_command .. " serve --bundle " .. bundle, lib.is_windows() and -2 or -1)
+  local line = serve_line()
+  if reaper.ExecProcess(line, lib.is_windows() and -2 or -1) == nil then
+    say(("REAPER could not start the bridge:\n\n%s\n\nCheck the bridge command in AccompGen: Settings."):format(line))
+    return
+  end
   started_at = reaper.time_precise()
   wait_for_bridge()
 end

@@ -18,8 +18,9 @@ M.DEFAULTS = {
   temperature = "",
   seed = "",
   variations = "1",
+  device = "auto", -- chosen from the bridge's own list (AccompGen: Choose bundle and device), not typed
 }
-M.SETTING_ORDER = { "bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations" }
+M.SETTING_ORDER = { "bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations" } -- the dialog's
 M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG scale (blank = bundle's),"
   .. "Temperature (blank = bundle's),Seed (blank = random),Variations"
 
@@ -190,16 +191,17 @@ end
 
 function M.load_settings()
   local settings = {}
-  for _, key in ipairs(M.SETTING_ORDER) do
+  for key, default in pairs(M.DEFAULTS) do
     local value = reaper.GetExtState(M.SECTION, key)
-    settings[key] = value ~= "" and value or M.DEFAULTS[key]
+    settings[key] = value ~= "" and value or default
   end
   return settings
 end
 
+--- Store the settings `settings` holds (others keep their stored value).
 function M.save_settings(settings)
-  for _, key in ipairs(M.SETTING_ORDER) do
-    reaper.SetExtState(M.SECTION, key, tostring(settings[key] or ""), true)
+  for key in pairs(M.DEFAULTS) do
+    if settings[key] ~= nil then reaper.SetExtState(M.SECTION, key, tostring(settings[key]), true) end
   end
 end
 

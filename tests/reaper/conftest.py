@@ -23,6 +23,7 @@ START = SCRIPTS / "AccompGen - Start or check bridge.lua"
 STOP = SCRIPTS / "AccompGen - Stop bridge.lua"
 SHOW_LOG = SCRIPTS / "AccompGen - Show bridge log.lua"
 REGENERATE = SCRIPTS / "AccompGen - Regenerate this take.lua"
+CHOOSE = SCRIPTS / "AccompGen - Choose bundle and device.lua"
 
 
 def bridge_command(state_dir: Path) -> str:

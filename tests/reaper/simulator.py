@@ -292,6 +292,7 @@ class Gfx:
         self._names = {name.split(".", 1)[1] for name in signatures if name.startswith("gfx.")}
         self.calls: list[tuple[str, tuple]] = []
         self.keys: list[int] = []
+        self.menu_answers: list[int] = []  # what the user picks in each popup menu (1-based; 0: none)
         self.open = False
         self.w = self.h = self.x = self.y = self.mouse_x = self.mouse_y = self.mouse_cap = self.mouse_wheel = 0
         self.r = self.g = self.b = self.a = 1.0
@@ -305,7 +306,7 @@ class Gfx:
         return functools.partial(self._call, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_") and name not in GFX_VARIABLES | {"calls", "keys", "open"}:
+        if not name.startswith("_") and name not in GFX_VARIABLES | {"calls", "keys", "menu_answers", "open"}:
             raise ApiError(f"gfx.{name} is not a gfx variable")
         object.__setattr__(self, name, value)
 
@@ -315,6 +316,10 @@ class Gfx:
             self.open, self.w, self.h = True, int(args[1]), int(args[2])
         elif name == "quit":
             self.open = False
+        elif name == "showmenu":
+            if not self.menu_answers:
+                raise ApiError(f"the script showed a menu the test did not answer: {args[0]}")
+            return self.menu_answers.pop(0)
         elif name == "getchar":
             if not self.open:
                 return -1
@@ -348,6 +353,7 @@ class Reaper:
         self.console: list[str] = []
         self.user_inputs: list[tuple[bool, list[str]]] = []  # OK or cancel, and the text of every box
         self.user_input_calls: list[tuple[str, int, str, str]] = []
+        self.files_chosen: list[str] = []
         self.deferred: list[Any] = []
         self.exit_hooks: list[Any] = []
         self.refresh_holds = 0
@@ -485,6 +491,12 @@ class Reaper:
 
     def api_SetExtState(self, section: str, key: str, value: str, persist: bool) -> None:
         self.ext_state[(section, key)] = value
+
+    def api_GetUserFileNameForRead(self, initial: str, title: str, extension: str) -> tuple[bool, str]:
+        """The file the user picks: from `files_chosen`, in order; none left is Cancel."""
+        if not self.files_chosen:
+            return (False, initial)
+        return (True, self.files_chosen.pop(0))
 
     def api_file_exists(self, path: str) -> bool:
         return Path(path).is_file()

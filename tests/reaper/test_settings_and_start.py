@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import stat
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from ..bridge.conftest import start_bridge
-from .conftest import SETTINGS, SHOW_LOG, START, STOP, bridge_command, simulate
+from .conftest import CHOOSE, SETTINGS, SHOW_LOG, START, STOP, bridge_command, simulate
 
 pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
 
@@ -199,3 +200,49 @@ def test_a_pip_user_install_on_macos_is_found(project):
     sim.reaper.user_inputs = [(True, ["accompgen-bridge", "", "", "", "", "1"])]
     sim.run()
     assert saved(sim)["bridge_command"] == f'"{program}"'
+
+
+def chosen(sim):
+    return {key: value for key, value in saved(sim).items() if key in ("bundle", "device")}
+
+
+def menus(sim):
+    return [args[0].split("|") for name, args in sim.gfx.calls if name == "showmenu"]
+
+
+def test_choose_bundle_and_device_lists_what_the_bridge_finds(project, tiny_bundle, tmp_path):
+    state = tmp_path / "state"
+    shutil.copytree(tiny_bundle, state / "bundles" / "my choir")
+    sim = simulate(project, CHOOSE, {"bridge_command": bridge_command(state)})
+    sim.gfx.menu_answers = [2, 0]  # the second bundle; then the device menu is dismissed: nothing is stored
+    run_to_the_end(sim)
+    bundles, devices = menus(sim)
+    assert bundles[0].startswith("chorales (chorales, int8") and bundles[1].startswith("my choir (")
+    assert bundles[-1].startswith("Other folder") and devices[0] == "!auto" and "cpu" in devices
+    assert chosen(sim) == {} and sim.reaper.messages == []
+    sim = simulate(project, CHOOSE, {"bridge_command": bridge_command(state)})
+    sim.gfx.menu_answers = [2, devices.index("cpu") + 1]
+    run_to_the_end(sim)
+    assert chosen(sim) == {"bundle": str(state / "bundles" / "my choir"), "device": "cpu"}
+    assert "Stop bridge" in sim.reaper.messages[0]
+
+
+def test_another_bundle_folder_can_be_picked_by_its_manifest(project, tiny_bundle, tmp_path):
+    sim = simulate(project, CHOOSE, {"bridge_command": bridge_command(tmp_path / "state")})
+    sim.gfx.menu_answers = [2, 1]  # "Other folder..." (after the installed bundle), then auto
+    sim.reaper.files_chosen = [str(tiny_bundle / "manifest.yaml")]
+    run_to_the_end(sim)
+    assert chosen(sim) == {"bundle": str(tiny_bundle), "device": "auto"}
+
+
+def test_start_serves_the_chosen_device(project, tiny_bundle, tmp_path):
+    state = tmp_path / "state"
+    settings = {"bridge_command": bridge_command(state) + " --log-level error", "bundle": str(tiny_bundle)}
+    sim = simulate(project, START, {**settings, "device": "cpu"})
+    try:
+        run_to_the_end(sim)
+        assert sim.reaper.messages[0].startswith("Started the AccompGen bridge")
+        (serve,) = [argv for argv in sim.reaper.exec_argv if "serve" in argv]
+        assert serve[serve.index("--device") + 1] == "cpu"
+    finally:
+        stop_started_bridge(sim, state)
