@@ -23,6 +23,7 @@
 --   [main] AccompGen - Show bridge log.lua
 --   [main] AccompGen - Regenerate this take.lua
 --   [main] AccompGen - Choose bundle and device.lua
+--   [main] AccompGen - Generate accompaniment for time selection.lua
 -- @changelog
 --   REAPER 6 and 7.0-7.17 supported (the track was inserted with a function only 7.18 has).
 --   Track FX (pitch correction) and take pitch and mute envelopes are rendered, so the bridge hears what you hear.
@@ -31,7 +32,8 @@
 --   names the files.
 --   Cancel also stops jobs still being submitted, and keeps the jobs that had finished.
 --   Unsaved projects: files go to REAPER's recording path, not a folder purged after a week.
---   New actions: Stop bridge, Show bridge log, Regenerate this take, Choose bundle and device.
+--   New actions: Generate accompaniment for time selection (a comped vocal as heard), Regenerate this take, Choose
+--   bundle and device, Stop bridge, Show bridge log.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")

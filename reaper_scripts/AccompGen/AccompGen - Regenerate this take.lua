@@ -37,6 +37,9 @@ local function main()
     local job, skipped
     if vocal_guid == "" then
       skipped = ("item %d skipped: AccompGen did not make it (select an accompaniment item)"):format(i + 1)
+    elseif vocal_guid:sub(1, #lib.TIME_SELECTION_MARK) == lib.TIME_SELECTION_MARK then
+      skipped = ("item %d skipped: it accompanies a time selection; run AccompGen: Generate accompaniment for "
+        .. "time selection again"):format(i + 1)
     elseif not vocal then
       skipped = ("item %d skipped: the vocal item it accompanies was deleted"):format(i + 1)
     else

@@ -29,6 +29,7 @@ M.CMD_RENDER_TO_NEW_TAKE = 40601 -- Item: Render items to new take (take FX and 
 M.CMD_APPLY_TRACK_FX = 40209 -- Item: Apply track/take FX to items (also the track's FX: pitch correction sits there)
 M.CMD_DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
 M.CMD_BUILD_MISSING_PEAKS = 40047 -- Peaks: Build any missing peaks
+M.CMD_RENDER_STEMS = 41719 -- Track: Render selected area of tracks to stereo stem tracks (and mute originals)
 
 M.MIN_VERSION = 6.0 -- REAPER 6 and 7; InsertTrackInProject (7.18) is used where it exists
 
@@ -609,6 +610,60 @@ function M.job_for_item(origin, item, index)
   }
 end
 
+local function track_name(track)
+  local _, name = reaper.GetSetMediaTrackInfo_String(track, "P_NAME", "", false)
+  if name == "" then name = ("Track %d"):format(math.floor(reaper.GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER"))) end
+  return name
+end
+
+local function selected_tracks(proj)
+  local tracks = {}
+  for i = 0, reaper.CountSelectedTracks(proj) - 1 do tracks[#tracks + 1] = reaper.GetSelectedTrack(proj, i) end
+  return tracks
+end
+
+--- Render the track's time selection as heard (every item on it, comped lanes, take and track FX) with REAPER's
+-- stem render, read the stem's file, then delete the stem track and unmute the track again: the project is left as
+-- it was, the track selection too. Returns the rendered file (removed with `remove_render`) or nil, message.
+function M.render_time_selection(proj, track)
+  local selection, muted = selected_tracks(proj), reaper.GetMediaTrackInfo_Value(track, "B_MUTE")
+  local before = {}
+  for i = 0, reaper.CountTracks(proj) - 1 do before[reaper.GetTrackGUID(reaper.GetTrack(proj, i))] = true end
+  local file, problem = M.in_undo_block(proj, "AccompGen: render vocal for generation", function()
+    reaper.SetOnlyTrackSelected(track)
+    reaper.Main_OnCommandEx(M.CMD_RENDER_STEMS, 0, proj)
+    local path
+    for i = reaper.CountTracks(proj) - 1, 0, -1 do
+      local stem = reaper.GetTrack(proj, i)
+      if not before[reaper.GetTrackGUID(stem)] then -- the stem track REAPER added
+        local item = reaper.GetTrackMediaItem(stem, 0)
+        local take = item and reaper.GetActiveTake(item)
+        path = path or (take and reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take)))
+        reaper.DeleteTrack(stem)
+      end
+    end
+    return path
+  end)
+  if reaper.ValidatePtr2(proj, track, "MediaTrack*") then
+    reaper.SetMediaTrackInfo_Value(track, "B_MUTE", muted)
+    for i = 0, reaper.CountTracks(proj) - 1 do reaper.SetTrackSelected(reaper.GetTrack(proj, i), false) end
+    for _, selected in ipairs(selection) do reaper.SetTrackSelected(selected, true) end
+  end
+  if not file or file == "" then return nil, problem or "REAPER rendered nothing" end
+  return file
+end
+
+--- A job for the vocal track's time selection from `start` to `stop`, or nil and why it is skipped.
+function M.job_for_time_selection(origin, track, start, stop)
+  local label = track_name(track) .. " (time selection)"
+  local file, problem = M.render_time_selection(origin.proj, track)
+  if not file then return nil, ("%s skipped: %s"):format(label, problem) end
+  return {
+    origin = { proj = origin.proj, file = origin.file, track_guid = reaper.GetTrackGUID(track) },
+    label = label, temp_file = file, file = file, start = 0, length = stop - start, position = start,
+  }
+end
+
 --- Delete a rendered vocal and the peaks file REAPER wrote beside it.
 function M.remove_render(path)
   os.remove(path) -- may fail while the bridge still reads it (Windows): the recording folder keeps it then
@@ -640,19 +695,27 @@ function M.find_item(proj, guid)
   end
 end
 
---- Where a song's vocal item is now: {proj, file, guid} recorded when the job began.
+--- The track, or nil, with this GUID in the project.
+function M.find_track(proj, guid)
+  for i = 0, reaper.CountTracks(proj) - 1 do
+    local track = reaper.GetTrack(proj, i)
+    if reaper.GetTrackGUID(track) == guid then return track end
+  end
+end
+
+--- The vocal's track now, from {proj, file, and guid (a vocal item) or track_guid (a time selection)} recorded
+-- when the job began; or nil and why it is gone.
 function M.locate_vocal(origin)
   if not reaper.ValidatePtr(origin.proj, "ReaProject*") then return nil, "its project was closed" end
   if M.project_file(origin.proj) ~= origin.file then return nil, "another project was opened in its tab" end
+  if origin.track_guid then
+    local track = M.find_track(origin.proj, origin.track_guid)
+    if not track then return nil, "its vocal track was deleted" end
+    return track
+  end
   local item = M.find_item(origin.proj, origin.guid)
   if not item then return nil, "its vocal item was deleted" end
-  return item
-end
-
-local function track_name(track)
-  local _, name = reaper.GetSetMediaTrackInfo_String(track, "P_NAME", "", false)
-  if name == "" then name = ("Track %d"):format(math.floor(reaper.GetMediaTrackInfo_Value(track, "IP_TRACKNUMBER"))) end
-  return name
+  return reaper.GetMediaItem_Track(item)
 end
 
 local function depth(track)
@@ -694,12 +757,15 @@ function M.insert_track_beside(proj, vocal)
 end
 
 M.VOCAL_KEY = "P_EXT:AccompGen_vocal" -- on an accompaniment item: the GUID of the vocal item it accompanies
+M.TIME_SELECTION_MARK = "time selection of track " -- ... or this and the vocal track's GUID
 
 local function add_item(track, job)
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
   reaper.SetMediaItemInfo_Value(item, "D_LENGTH", job.length)
-  reaper.GetSetMediaItemInfo_String(item, M.VOCAL_KEY, job.origin.guid, true) -- for "Regenerate this take"
+  -- for "Regenerate this take": the vocal item, or the track of a time selection
+  local vocal = job.origin.guid or (M.TIME_SELECTION_MARK .. job.origin.track_guid)
+  reaper.GetSetMediaItemInfo_String(item, M.VOCAL_KEY, vocal, true)
   for i, path in ipairs(job.outputs) do
     M.add_take(item, path, job.seed + i - 1, i == 1)
   end
@@ -754,10 +820,7 @@ end
 --- Insert finished jobs: per vocal track one new track beside it, per job one item at the vocal item's position
 -- and length, every variation a take named by its seed.
 function M.insert_accompaniments(proj, jobs)
-  local function locate(job)
-    local item, reason = M.locate_vocal(job.origin)
-    return item and reaper.GetMediaItem_Track(item), reason
-  end
+  local function locate(job) return M.locate_vocal(job.origin) end
   return place_jobs(proj, jobs, "AccompGen: insert accompaniment", locate, function(placed)
     local created = {}
     for _, place in ipairs(placed) do

@@ -24,6 +24,7 @@ STOP = SCRIPTS / "AccompGen - Stop bridge.lua"
 SHOW_LOG = SCRIPTS / "AccompGen - Show bridge log.lua"
 REGENERATE = SCRIPTS / "AccompGen - Regenerate this take.lua"
 CHOOSE = SCRIPTS / "AccompGen - Choose bundle and device.lua"
+TIME_SELECTION = SCRIPTS / "AccompGen - Generate accompaniment for time selection.lua"
 
 
 def bridge_command(state_dir: Path) -> str:

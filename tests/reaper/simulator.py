@@ -233,6 +233,9 @@ class Track:
     fx_enabled: bool = True  # the chain's own bypass switch
     folder_depth: int = 0  # 1 folder parent, 0 normal, -n last track of n folders
     defaults: bool = True  # made with the user's default track settings (False: InsertTrack... asked for none)
+    selected: bool = False
+    muted: bool = False
+    guid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
 
 
 @dataclass(eq=False)
@@ -244,6 +247,7 @@ class Project:
     saved: bool = True
     undo_open: int = 0
     undo_blocks: list[str] = field(default_factory=list)  # descriptions, one per closed block
+    time_selection: tuple[float, float] = (0.0, 0.0)  # start, end; equal: none
 
     def add_track(self, name: str, folder_depth: int = 0) -> Track:
         track = Track(name, folder_depth=folder_depth)
@@ -743,6 +747,9 @@ class Reaper:
         if command == 40047:
             self._build_missing_peaks(self._proj(proj))
             return
+        if command == 41719:
+            self._render_stems(self._proj(proj))
+            return
         actions: dict[int, Callable[[Project, Item], None]] = {
             40601: self._render_to_new_take,
             40209: lambda project, item: self._render_to_new_take(project, item, with_track_fx=True),
@@ -759,10 +766,26 @@ class Reaper:
                 take.source.peaks = True
 
     def _render_to_new_take(self, project: Project, item: Item, with_track_fx: bool = False) -> None:
-        """What the listener hears: section (looping over its own length), offset, playrate, reversal, channel
-        mode, pitch and take Pitch envelope (as a resampling, REAPER's is better), take Volume and Mute envelopes
-        applied; the track's FX only with action 40209 (Apply track/take FX), not 40601. Written, with its peaks
-        file, into the project's recording path."""
+        """The item as heard (the track's FX only with action 40209, Apply track/take FX, not 40601) as a new active
+        take, written with its peaks file into the project's recording path."""
+        take = item.active
+        rendered, rate = self._heard(item, with_track_fx)
+        path = self._write_render(project, f"{take.name or 'take'}-render-{len(item.takes)}.wav", rendered, rate)
+        new = Take(Source(str(path), item.length, peaks=True), name=f"{take.name} render")
+        item.takes.append(new)
+        item.active = new
+
+    def _write_render(self, project: Project, name: str, audio: np.ndarray, rate: int) -> Path:
+        folder = self.recording_path(project)
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / name, audio, rate)
+        Path(f"{folder / name}.reapeaks").write_bytes(b"RPKM")
+        return folder / name
+
+    def _heard(self, item: Item, with_track_fx: bool) -> tuple[np.ndarray, int]:
+        """What the listener hears of an item: section (looping over its own length), offset, playrate, reversal,
+        channel mode, pitch and take Pitch envelope (as a resampling, REAPER's is better), take Volume and Mute
+        envelopes; with the track's FX (a pitch shift each) when asked."""
         take = item.active
         source, offset, reversed_, loop = take.source, 0.0, False, None
         while source.parent is not None:
@@ -789,14 +812,34 @@ class Reaper:
                 times, values = zip(*envelope.points, strict=True)
                 gain = np.interp(np.arange(len(rendered)) / rate, times, values)
                 rendered = rendered * (gain if name == "Volume" else gain < 0.5)[:, None]  # Mute: 1 mutes
-        folder = self.recording_path(project)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{take.name or 'take'}-render-{len(item.takes)}.wav"
-        sf.write(path, rendered, rate)
-        Path(f"{path}.reapeaks").write_bytes(b"RPKM")
-        new = Take(Source(str(path), item.length, peaks=True), name=f"{take.name} render")
-        item.takes.append(new)
-        item.active = new
+        return rendered, rate
+
+    def _render_stems(self, project: Project) -> None:
+        """Action 41719, Render selected area of tracks to stereo stem tracks (and mute originals): each selected
+        track's time selection as heard, every item mixed in with its take and the track's FX, on a new track
+        above it holding one item of the selection's span; the original track muted."""
+        start, end = project.time_selection
+        if end <= start:
+            return  # REAPER renders nothing without a time selection
+        for track in [t for t in project.tracks if t.selected]:
+            rate = 44100
+            mix = np.zeros((round((end - start) * rate), 2), np.float32)
+            for item in track.items:
+                if item.position >= end or item.position + item.length <= start or item.active is None:
+                    continue
+                audio, item_rate = self._heard(item, with_track_fx=True)
+                assert item_rate == rate, "the simulator mixes 44.1 kHz items only"
+                first = round((item.position - start) * rate)
+                clip = audio[max(0, -first) : max(0, -first) + len(mix) - max(0, first)]
+                mix[max(0, first) : max(0, first) + len(clip)] += clip[:, :2]  # mono plays on both sides
+            path = self._write_render(project, f"{track.name or 'track'} - stem.wav", mix, rate)
+            stem = Track(f"{track.name} - stem")
+            project.tracks.insert(project.tracks.index(track), stem)
+            stem_item = Item(stem, start, end - start)
+            stem_item.takes = [Take(Source(str(path), end - start, peaks=True), name=path.stem)]
+            stem_item.active = stem_item.takes[0]
+            stem.items.append(stem_item)
+            track.muted = True
 
     def _delete_active_take(self, project: Project, item: Item) -> None:
         item.takes.remove(item.active)
@@ -811,16 +854,54 @@ class Reaper:
             "IP_TRACKNUMBER": project.tracks.index(track) + 1,
             "I_FOLDERDEPTH": track.folder_depth,
             "I_FXEN": int(track.fx_enabled),
+            "B_MUTE": int(track.muted),
         }
         if name not in values:
             raise ApiError(f"GetMediaTrackInfo_Value: the simulator has no {name}")
         return float(values[name])
 
     def api_SetMediaTrackInfo_Value(self, track: Track, name: str, value: float) -> bool:
-        if name != "I_FOLDERDEPTH":
-            raise ApiError(f"SetMediaTrackInfo_Value: the simulator sets I_FOLDERDEPTH only, not {name}")
-        track.folder_depth = int(value)
+        if name == "I_FOLDERDEPTH":
+            track.folder_depth = int(value)
+        elif name == "B_MUTE":
+            track.muted = bool(value)
+        else:
+            raise ApiError(f"SetMediaTrackInfo_Value: the simulator sets I_FOLDERDEPTH and B_MUTE, not {name}")
         return True
+
+    def api_GetTrackMediaItem(self, track: Track, index: int) -> Item | None:
+        return track.items[index] if 0 <= index < len(track.items) else None
+
+    def api_GetTrackGUID(self, track: Track) -> str:
+        return track.guid
+
+    def api_DeleteTrack(self, track: Track) -> None:
+        project = self._project_of_track(track)
+        assert project is not None
+        project.tracks.remove(track)
+
+    def api_CountSelectedTracks(self, proj: Any) -> int:
+        return sum(track.selected for track in self._proj(proj).tracks)
+
+    def api_GetSelectedTrack(self, proj: Any, index: int) -> Track | None:
+        selected = [track for track in self._proj(proj).tracks if track.selected]
+        return selected[index] if 0 <= index < len(selected) else None
+
+    def api_SetTrackSelected(self, track: Track, selected: bool) -> None:
+        track.selected = selected
+
+    def api_SetOnlyTrackSelected(self, track: Track) -> None:
+        project = self._project_of_track(track)
+        assert project is not None
+        for other in project.tracks:
+            other.selected = other is track
+
+    def api_GetSet_LoopTimeRange2(
+        self, proj: Any, is_set: bool, is_loop: bool, start: float, end: float, seek: bool
+    ) -> tuple[float, float]:
+        if is_set or is_loop:
+            raise ApiError("GetSet_LoopTimeRange2: the simulator reads the time selection only")
+        return self._proj(proj).time_selection
 
     def api_GetSetMediaTrackInfo_String(self, track: Track, name: str, value: str, set_value: bool) -> tuple:
         if name != "P_NAME":

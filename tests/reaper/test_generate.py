@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import GENERATE, REGENERATE, bridge_command, simulate, submitted_requests
+from .conftest import GENERATE, REGENERATE, TIME_SELECTION, bridge_command, simulate, submitted_requests
 from .simulator import Envelope, Project, Source, TrackFx
 
 pytestmark = pytest.mark.usefixtures("each_reaper_version")  # every test on each modelled REAPER
@@ -326,3 +326,39 @@ def test_regenerate_says_what_it_cannot_regenerate(project, vocal_file, running_
     sim.run()
     sim.run_deferred(max_cycles=3000)
     assert sim.reaper.messages == ["item 1 skipped: the vocal item it accompanies was deleted"]
+
+
+def test_a_time_selection_is_rendered_as_heard_and_accompanied_as_one_piece(project, vocal_file, running_bridge):
+    """A comped vocal: several items on the track, pitch correction on it; one job over the time selection."""
+    vocal = project.add_track("Vocals")
+    vocal.fx, vocal.selected = [TrackFx("ReaTune", pitch=1.0)], True
+    drums = project.add_track("Drums")
+    for position in (0.0, 1.5):
+        project.add_audio_item(vocal, vocal_file, position, 1.0, startoffs=position)
+    project.time_selection = (0.5, 2.0)
+    sim = simulate(project, TIME_SELECTION, {"bridge_command": bridge_command(running_bridge.state_dir)})
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert sim.reaper.messages == []
+    assert [t.name for t in project.tracks] == ["Vocals", "Vocals - accompaniment", "Drums"]
+    (new,) = project.tracks[1].items
+    assert (new.position, new.length) == (0.5, 1.5)
+    request = submitted_requests(running_bridge.state_dir)[-1]
+    assert (request["start_s"], request["duration_s"]) == (0.0, 1.5) and request["input_path"] != str(vocal_file)
+    assert not vocal.muted and vocal.selected and not drums.selected  # as the user left them
+    assert project.undo_blocks == ["AccompGen: render vocal for generation", "AccompGen: insert accompaniment"]
+    assert [p for p in project.media_path.iterdir() if "-accomp-" not in p.name] == []  # the stem and its peaks
+    assert_tidy(sim, project)
+
+
+def test_a_time_selection_needs_a_selection_and_a_track(project, vocal_file, running_bridge):
+    track, _ = vocal_project(project, vocal_file, length=1.0)
+    for time_selection, selected, message in (
+        ((0.0, 0.0), True, "Make a time selection over the vocal first."),
+        ((0.0, 1.0), False, "Select the vocal track first."),
+    ):
+        project.time_selection, track.selected = time_selection, selected
+        sim = simulate(project, TIME_SELECTION, {"bridge_command": bridge_command(running_bridge.state_dir)})
+        sim.run()
+        sim.run_deferred()
+        assert sim.reaper.messages == [message] and sim.reaper.exec_calls == []

@@ -1,0 +1,50 @@
+-- @description AccompGen: Generate accompaniment for time selection
+-- @version 0.4.0
+-- @author AccompGen
+-- @noindex
+-- @about
+--   Select the vocal track(s) and make a time selection: each track's time selection is rendered as you hear it
+--   (every item on it, the comped lanes, take and track FX such as pitch correction) and accompanied as one piece,
+--   on a new track beside it, one item spanning the time selection.
+-- @changelog
+--   New.
+
+local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
+local lib = dofile(script_dir .. "accompgen_lib.lua")
+local runner = dofile(script_dir .. "accompgen_jobs.lua")(lib)
+
+local function main()
+  local settings = lib.load_settings()
+  local proj = reaper.EnumProjects(-1)
+  local start, stop = reaper.GetSet_LoopTimeRange2(proj, false, false, 0, 0, false)
+  local ready, problem = lib.prepare(settings)
+  if ready and stop <= start then problem = "Make a time selection over the vocal first." end
+  if ready and reaper.CountSelectedTracks(proj) == 0 then problem = "Select the vocal track first." end
+  if problem then
+    lib.message(problem)
+    return
+  end
+  local origin, tracks, jobs, problems = { proj = proj, file = lib.project_file(proj) }, {}, {}, {}
+  for i = 0, reaper.CountSelectedTracks(proj) - 1 do tracks[#tracks + 1] = reaper.GetSelectedTrack(proj, i) end
+  local seed = settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(lib.LIMITS.seed[2]))
+  for _, track in ipairs(tracks) do
+    local job, skipped = lib.job_for_time_selection(origin, track, start, stop)
+    if job then
+      job.seed, job.variations = seed, math.floor(tonumber(settings.variations))
+      jobs[#jobs + 1] = job
+    else
+      problems[#problems + 1] = skipped
+    end
+  end
+  if #jobs == 0 then
+    lib.message(table.concat(problems, "\n"))
+    return
+  end
+  runner.run({
+    settings = settings, jobs = jobs, problems = problems, placed = "inserted",
+    output_dir = reaper.GetProjectPathEx(proj),
+    place = function(finished) return lib.insert_accompaniments(proj, finished) end,
+  })
+end
+
+main()
