@@ -165,7 +165,7 @@ def bench_tokenizer(
         return kind(folder / path.name, audio, shape, dataclasses.replace(settings, precision=path.precision))
 
     results, flops = {}, 0.0
-    for path in TOKENIZER_PATHS:
+    for path in paths_for(TOKENIZER_PATHS, compile_=False):  # bf16 only where the processor has it
         trainer = make(path)
         if path is TOKENIZER_PATHS[0]:  # the second step of a trainer that is then started anew
             trainer._train_step()  # the first may initialise the codebooks
