@@ -50,25 +50,17 @@ local function main()
     return
   end
   -- the file the tab holds now: another song opened into it later keeps the same ReaProject*
-  local origin, jobs, problems = { proj = proj, file = lib.project_file(proj) }, {}, {}
-  local seed = settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(lib.LIMITS.seed[2]))
-  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do
-    local job, skipped = lib.job_for_item(origin, reaper.GetSelectedMediaItem(proj, i), i + 1)
-    if job then
-      job.seed, job.variations = seed, math.floor(tonumber(settings.variations))
-      jobs[#jobs + 1] = job
-    else
-      problems[#problems + 1] = skipped
-    end
-  end
-  if #jobs == 0 then
-    lib.message(table.concat(problems, "\n"))
-    return
-  end
+  local origin, items = { proj = proj, file = lib.project_file(proj) }, {}
+  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
+  local seed = lib.first_seed(settings)
+  local jobs, problems = runner.collect(items, function(item, index)
+    local job, skipped = lib.job_for_item(origin, item, index)
+    if job then job.seed, job.variations = seed, math.floor(tonumber(settings.variations)) end
+    return job, skipped
+  end)
   runner.run({
     settings = settings, jobs = jobs, problems = problems, placed = "inserted",
-    -- the recording path: the project's media folder, or for a project never saved REAPER's default
-    output_dir = reaper.GetProjectPathEx(proj),
+    proj = proj,
     place = function(finished) return lib.insert_accompaniments(proj, finished) end,
   })
 end

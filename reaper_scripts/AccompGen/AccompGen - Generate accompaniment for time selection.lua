@@ -24,25 +24,17 @@ local function main()
     lib.message(problem)
     return
   end
-  local origin, tracks, jobs, problems = { proj = proj, file = lib.project_file(proj) }, {}, {}, {}
+  local origin, tracks = { proj = proj, file = lib.project_file(proj) }, {}
   for i = 0, reaper.CountSelectedTracks(proj) - 1 do tracks[#tracks + 1] = reaper.GetSelectedTrack(proj, i) end
-  local seed = settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(lib.LIMITS.seed[2]))
-  for _, track in ipairs(tracks) do
+  local seed = lib.first_seed(settings)
+  local jobs, problems = runner.collect(tracks, function(track)
     local job, skipped = lib.job_for_time_selection(origin, track, start, stop)
-    if job then
-      job.seed, job.variations = seed, math.floor(tonumber(settings.variations))
-      jobs[#jobs + 1] = job
-    else
-      problems[#problems + 1] = skipped
-    end
-  end
-  if #jobs == 0 then
-    lib.message(table.concat(problems, "\n"))
-    return
-  end
+    if job then job.seed, job.variations = seed, math.floor(tonumber(settings.variations)) end
+    return job, skipped
+  end)
   runner.run({
     settings = settings, jobs = jobs, problems = problems, placed = "inserted",
-    output_dir = reaper.GetProjectPathEx(proj),
+    proj = proj,
     place = function(finished) return lib.insert_accompaniments(proj, finished) end,
   })
 end

@@ -29,36 +29,25 @@ local function main()
     lib.message(problem)
     return
   end
-  local origin, jobs, problems = { proj = proj, file = lib.project_file(proj) }, {}, {}
-  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do
-    local item = reaper.GetSelectedMediaItem(proj, i)
+  local origin, items = { proj = proj, file = lib.project_file(proj) }, {}
+  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
+  local jobs, problems = runner.collect(items, function(item, index)
     local _, vocal_guid = reaper.GetSetMediaItemInfo_String(item, lib.VOCAL_KEY, "", false)
-    local vocal = vocal_guid ~= "" and lib.find_item(proj, vocal_guid)
-    local job, skipped
     if vocal_guid == "" then
-      skipped = ("item %d skipped: AccompGen did not make it (select an accompaniment item)"):format(i + 1)
+      return nil, ("item %d skipped: AccompGen did not make it (select an accompaniment item)"):format(index)
     elseif vocal_guid:sub(1, #lib.TIME_SELECTION_MARK) == lib.TIME_SELECTION_MARK then
-      skipped = ("item %d skipped: it accompanies a time selection; run AccompGen: Generate accompaniment for "
-        .. "time selection again"):format(i + 1)
-    elseif not vocal then
-      skipped = ("item %d skipped: the vocal item it accompanies was deleted"):format(i + 1)
-    else
-      job, skipped = lib.job_for_item(origin, vocal, i + 1)
+      return nil, ("item %d skipped: it accompanies a time selection; run AccompGen: Generate accompaniment for "
+        .. "time selection again"):format(index)
     end
-    if job then
-      job.target, job.seed, job.variations = lib.item_guid(item), new_seed(settings, item), 1
-      jobs[#jobs + 1] = job
-    else
-      problems[#problems + 1] = skipped
-    end
-  end
-  if #jobs == 0 then
-    lib.message(table.concat(problems, "\n"))
-    return
-  end
+    local vocal = lib.find_item(proj, vocal_guid)
+    if not vocal then return nil, ("item %d skipped: the vocal item it accompanies was deleted"):format(index) end
+    local job, skipped = lib.job_for_item(origin, vocal, index)
+    if job then job.target, job.seed, job.variations = lib.item_guid(item), new_seed(settings, item), 1 end
+    return job, skipped
+  end)
   runner.run({
     settings = settings, jobs = jobs, problems = problems, placed = "added as new takes",
-    output_dir = reaper.GetProjectPathEx(proj),
+    proj = proj,
     place = function(finished) return lib.add_variations(proj, finished) end,
   })
 end

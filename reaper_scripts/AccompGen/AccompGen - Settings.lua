@@ -12,9 +12,20 @@
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
 
+-- REAPER fills the boxes from the defaults by CSV-like rules: a value holding an odd number of " or of ' would run on
+-- into the next box (and OK would store every later setting in the wrong place). Such a value is shown as this, and
+-- kept while its box still says so.
+local KEEP = "(unchanged: it holds a lone quote mark)"
+
+local function shown(value)
+  local _, doubles = value:gsub('"', "")
+  local _, singles = value:gsub("'", "")
+  return (doubles % 2 == 1 or singles % 2 == 1) and KEEP or value
+end
+
 local settings = lib.load_settings()
 local current = {}
-for i, key in ipairs(lib.SETTING_ORDER) do current[i] = settings[key] end
+for i, key in ipairs(lib.SETTING_ORDER) do current[i] = shown(settings[key]) end
 
 while true do
   -- one answer per line: a path with a comma must not shift the fields after it
@@ -24,7 +35,8 @@ while true do
   local entered, i = {}, 0
   for value in (answer .. "\n"):gmatch("([^\n]*)\n") do
     i = i + 1
-    entered[lib.SETTING_ORDER[i] or "extra"] = value
+    local key = lib.SETTING_ORDER[i] or "extra"
+    entered[key] = value == KEEP and settings[key] or value
   end
   local cleaned, problem = lib.validate_settings(entered)
   if cleaned then
@@ -35,5 +47,5 @@ while true do
     end
   end
   lib.message(problem)
-  for j, key in ipairs(lib.SETTING_ORDER) do current[j] = entered[key] or "" end
+  for j, key in ipairs(lib.SETTING_ORDER) do current[j] = shown(entered[key] or "") end
 end

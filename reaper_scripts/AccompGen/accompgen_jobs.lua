@@ -15,12 +15,29 @@ return function(lib)
     return job.state == "waiting" or job.state == "submitting" or job.state == "queued" or job.state == "running"
   end
 
+  --- Jobs made by `make(candidate, index)` (a job, or nil and why that candidate is skipped) for each candidate:
+  -- returns the jobs and the lines naming what was skipped.
+  function R.collect(candidates, make)
+    local jobs, skipped = {}, {}
+    for index, candidate in ipairs(candidates) do
+      local job, problem = make(candidate, index)
+      if job then jobs[#jobs + 1] = job else skipped[#skipped + 1] = problem end
+    end
+    return jobs, skipped
+  end
+
   --- Run `run.jobs` ({label, file, start, length, position, origin, seed, variations, temp_file}) on the bridge
-  -- with `run.settings`, writing into `run.output_dir`; `run.place(jobs)` puts what finished into the project
+  -- with `run.settings`, writing into the recording path of `run.proj` (its media folder, or for a project never
+  -- saved REAPER's default, as REAPER's own recordings); `run.place(jobs)` puts what finished into the project
   -- (also after Cancel) and returns how many it placed and lines naming what it could not; `run.placed` words
-  -- that count ("inserted"); `run.problems` are lines to add to the final message.
+  -- that count ("inserted"); `run.problems` are lines to add to the final message (all there is to say when there
+  -- is no job).
   function R.run(run)
-    local jobs, settings = run.jobs, run.settings
+    local jobs, settings, output_dir = run.jobs, run.settings, reaper.GetProjectPathEx(run.proj)
+    if #jobs == 0 then
+      lib.message(table.concat(run.problems, "\n"))
+      return
+    end
     local finished, cancelling, liveness, last_poll = false, false, nil, 0
 
     local function remove_temp_files()
@@ -61,7 +78,7 @@ return function(lib)
       local request = {
         input_path = job.file, start_s = job.start, duration_s = job.length, seed = job.seed,
         cfg_scale = tonumber(settings.cfg_scale), temperature = tonumber(settings.temperature),
-        variations = job.variations, output_dir = run.output_dir,
+        variations = job.variations, output_dir = output_dir,
       }
       job.request_file = lib.work_file("request")
       local written, err = lib.write_file(job.request_file, lib.json_encode_object(request))

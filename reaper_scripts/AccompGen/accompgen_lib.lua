@@ -588,6 +588,11 @@ local function item_label(item, index)
   return name ~= "" and name or ("item %d"):format(index)
 end
 
+--- The first variation's seed: the one set in Settings, else a new random one.
+function M.first_seed(settings)
+  return settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(M.LIMITS.seed[2]))
+end
+
 --- A job for the vocal item (rendered first when the file alone is not what is heard), or nil and why it is skipped.
 -- `origin` ({proj, file}) is where its accompaniment belongs; index numbers items without a name.
 function M.job_for_item(origin, item, index)
@@ -687,20 +692,21 @@ function M.item_guid(item)
   return guid
 end
 
+local function find_by_guid(proj, guid, count, get, guid_of)
+  for i = 0, count(proj) - 1 do
+    local thing = get(proj, i)
+    if guid_of(thing) == guid then return thing end
+  end
+end
+
 --- The item with this GUID in the project, or nil (deleted, or the tab now holds another song).
 function M.find_item(proj, guid)
-  for i = 0, reaper.CountMediaItems(proj) - 1 do
-    local item = reaper.GetMediaItem(proj, i)
-    if M.item_guid(item) == guid then return item end
-  end
+  return find_by_guid(proj, guid, reaper.CountMediaItems, reaper.GetMediaItem, M.item_guid)
 end
 
 --- The track, or nil, with this GUID in the project.
 function M.find_track(proj, guid)
-  for i = 0, reaper.CountTracks(proj) - 1 do
-    local track = reaper.GetTrack(proj, i)
-    if reaper.GetTrackGUID(track) == guid then return track end
-  end
+  return find_by_guid(proj, guid, reaper.CountTracks, reaper.GetTrack, reaper.GetTrackGUID)
 end
 
 --- The vocal's track now, from {proj, file, and guid (a vocal item) or track_guid (a time selection)} recorded

@@ -357,6 +357,7 @@ class Reaper:
         self.console: list[str] = []
         self.user_inputs: list[tuple[bool, list[str]]] = []  # OK or cancel, and the text of every box
         self.user_input_calls: list[tuple[str, int, str, str]] = []
+        self.shown: list[list[str]] = []  # what each GetUserInputs dialog's boxes held
         self.files_chosen: list[str] = []
         self.deferred: list[Any] = []
         self.exit_hooks: list[Any] = []
@@ -478,17 +479,23 @@ class Reaper:
 
     def api_GetUserInputs(self, title: str, n: int, captions: str, defaults: str) -> tuple[bool, str]:
         """As REAPER does: the captions end with options (extrawidth=, separator=); the boxes' texts come back
-        joined by the separator, a comma unless another is named, whatever the texts hold."""
+        joined by the separator, a comma unless another is named, whatever the texts hold. The defaults are split
+        by REAPER's undisclosed CSV-like rules: a field holding an odd number of " or of ' swallows the separator
+        after it, so every later default shows in the box before its own (`shown` records what the boxes held).
+        A test's answer of None for the boxes is OK pressed on what was shown."""
         self.user_input_calls.append((title, n, captions, defaults))
         entries = captions.split(",")
         options = dict(e.split("=", 1) for e in entries if e.startswith(("extrawidth=", "separator=")))
         labels = [e for e in entries if not e.startswith(("extrawidth=", "separator="))]
         if len(labels) != n:
             raise ApiError(f"GetUserInputs got {n} inputs but {len(labels)} captions: {captions!r}")
+        separator = options.get("separator", ",")
+        shown = _split_defaults(defaults, separator, n)
+        self.shown.append(shown)
         if not self.user_inputs:
             return False, ""
         ok, boxes = self.user_inputs.pop(0)  # what the user typed into each box
-        return ok, options.get("separator", ",").join(boxes)
+        return ok, separator.join(shown if boxes is None else boxes)
 
     def api_GetExtState(self, section: str, key: str) -> str:
         return self.ext_state.get((section, key), "")
@@ -924,6 +931,18 @@ class Reaper:
 
     def api_CountTracks(self, proj: Any) -> int:
         return len(self._proj(proj).tracks)
+
+
+def _split_defaults(defaults: str, separator: str, boxes: int) -> list[str]:
+    """GetUserInputs' defaults as REAPER fills the boxes: a field with an odd number of " or ' runs on into the
+    next one."""
+    fields: list[str] = []
+    for part in defaults.split(separator):
+        if fields and (fields[-1].count('"') % 2 or fields[-1].count("'") % 2):
+            fields[-1] += separator + part
+        else:
+            fields.append(part)
+    return (fields + [""] * boxes)[:boxes]
 
 
 def _envelope_mean(envelope: Envelope | None) -> float:

@@ -138,10 +138,17 @@ def vocal_item(project, vocal_file, length=1.0):
     return track, item
 
 
-def test_a_bridge_command_reaper_cannot_start_is_named_at_once(project, vocal_file, tmp_path):
-    """ExecProcess gives nil when the program cannot be started (here: not executable): said now, not after 30 s."""
+@pytest.mark.parametrize(
+    ("text", "executable"),
+    [("not a program", False), ("#!/nonexistent/venv/bin/python3\n", True)],
+    ids=["not-executable", "its-python-is-gone"],
+)
+def test_a_bridge_command_reaper_cannot_start_is_named_at_once(project, vocal_file, tmp_path, text, executable):
+    """ExecProcess gives nil when the program cannot be started (not executable; a venv whose Python was removed):
+    said at once, naming what was run and where to set it, not after 30 s of waiting for a reply."""
     program = tmp_path / "accompgen-bridge"
-    program.write_text("not a program")
+    program.write_text(text)
+    program.chmod(0o755 if executable else 0o644)
     vocal_item(project, vocal_file)
     sim = run(project, {"bridge_command": str(program)})
     (message,) = sim.reaper.messages

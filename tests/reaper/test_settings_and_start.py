@@ -246,3 +246,16 @@ def test_start_serves_the_chosen_device(project, tiny_bundle, tmp_path):
         assert serve[serve.index("--device") + 1] == "cpu"
     finally:
         stop_started_bridge(sim, state)
+
+
+def test_a_setting_holding_a_lone_quote_is_kept_and_shifts_no_box(project, tmp_path):
+    """REAPER fills GetUserInputs' boxes by CSV-like rules: a default with an odd number of ' or " (Tom's bundle)
+    runs on into the next box, and OK would store every later setting in the wrong place."""
+    program = fake_program(tmp_path / "bin" / "accompgen-bridge")
+    stored = {"bridge_command": f'"{program}"', "bundle": "/bundles/Tom's 12\" mix", "seed": "7", "variations": "2"}
+    sim = simulate(project, SETTINGS, stored)
+    sim.reaper.user_inputs = [(True, None)]  # OK, nothing typed
+    sim.run()
+    (shown,) = sim.reaper.shown
+    assert shown[2:] == ["", "", "7", "2"]  # every box holds its own setting
+    assert {key: saved(sim)[key] for key in stored} == stored
