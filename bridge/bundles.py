@@ -1,5 +1,5 @@
 """The bundles a bridge can serve without being told a path: the ones installed with AccompGen and those in
-STATE_DIR/bundles (a DAW's settings offer them), and the devices this machine can run them on."""
+STATE_DIR/bundles (a DAW's settings offer them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import accompgen
 from accompgen.core.bundle import MANIFEST, BundleError, load_bundle
-from accompgen_bridge.providers import DEVICES, runtime_present
 
 INSTALLED = Path(accompgen.__file__).parent / "bundles"  # the trained chorale bundle comes with the package
 
@@ -43,8 +42,3 @@ def find_bundles(folders: list[Path]) -> list[FoundBundle]:
                 summary = f"cannot be served: {err}"
             found.append(FoundBundle(candidate.name, str(candidate), summary))
     return found
-
-
-def usable_devices() -> list[str]:
-    """`auto`, then each device this machine has a working runtime for (the CPU always)."""
-    return ["auto", *(kind for kind in DEVICES[1:-1] if runtime_present(kind)), "cpu"]

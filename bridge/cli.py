@@ -219,7 +219,8 @@ def stop(args: argparse.Namespace) -> dict[str, Any]:
 
 def bundles(args: argparse.Namespace) -> dict[str, Any]:
     """The bundles found where a bridge looks without a path, and the devices this machine can run them on."""
-    from accompgen_bridge.bundles import bundle_folders, find_bundles, usable_devices
+    from accompgen_bridge.bundles import bundle_folders, find_bundles
+    from accompgen_bridge.providers import usable_devices
 
     folders = bundle_folders(args.state_dir)
     return {

@@ -54,8 +54,7 @@ class Device:
         return "cpu" if self.kind == "cpu" else "cuda"
 
 
-def runtime_present(kind: str) -> bool:
-    """Whether onnxruntime lists the provider and its runtime library loads on this machine."""
+def _loadable(kind: str) -> bool:
     if _PROVIDER[kind] not in ort.get_available_providers():
         return False
     for name in _LIBRARIES[kind]:
@@ -65,6 +64,11 @@ def runtime_present(kind: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def usable_devices() -> list[str]:
+    """`auto`, then each device this machine has a working runtime for (the CPU always), as --device names them."""
+    return ["auto", *(kind for kind in _LIBRARIES if _loadable(kind)), "cpu"]
 
 
 def choose_device(requested: str = "auto") -> Device:
@@ -79,7 +83,7 @@ def choose_device(requested: str = "auto") -> Device:
         return Device("cpu", (_PROVIDER["cpu"],))
     candidates = ["cuda"] if requested == "auto" else [requested]
     for kind in candidates:
-        if runtime_present(kind):
+        if _loadable(kind):
             chain = ["tensorrt", "cuda", "cpu"][["tensorrt", "cuda"].index(kind) :]
             return Device(kind, tuple(_PROVIDER[k] for k in chain))
     if requested != "auto":

@@ -37,8 +37,7 @@ local function choose_folder()
 end
 
 local settings = lib.load_settings()
-local call, problem = lib.prepare(settings)
-if call then call, problem = lib.start_call(settings, { "bundles" }) end
+local call, problem = lib.start_bridge_call(settings, { "bundles" })
 if not call then
   lib.message(problem)
   return

@@ -41,26 +41,19 @@ local lib = dofile(script_dir .. "accompgen_lib.lua")
 local runner = dofile(script_dir .. "accompgen_jobs.lua")(lib)
 
 local function main()
-  local settings = lib.load_settings()
-  local proj = reaper.EnumProjects(-1) -- the project the jobs belong to, whichever tab is in front later
+  local settings, origin = lib.load_settings(), lib.origin() -- the song the jobs belong to, whatever comes in front
+  local proj = origin.proj
   local ready, problem = lib.prepare(settings)
   if ready and reaper.CountSelectedMediaItems(proj) == 0 then problem = "Select one or more vocal items first." end
   if problem then
     lib.message(problem)
     return
   end
-  -- the file the tab holds now: another song opened into it later keeps the same ReaProject*
-  local origin, items = { proj = proj, file = lib.project_file(proj) }, {}
-  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
-  local seed = lib.first_seed(settings)
-  local jobs, problems = runner.collect(items, function(item, index)
-    local job, skipped = lib.job_for_item(origin, item, index)
-    if job then job.seed, job.variations = seed, math.floor(tonumber(settings.variations)) end
-    return job, skipped
+  local jobs, problems = runner.collect(lib.selected_items(proj), function(item, index)
+    return lib.job_for_item(origin, item, index)
   end)
   runner.run({
-    settings = settings, jobs = jobs, problems = problems, placed = "inserted",
-    proj = proj,
+    settings = settings, proj = proj, jobs = jobs, problems = problems, placed = "inserted",
     place = function(finished) return lib.insert_accompaniments(proj, finished) end,
   })
 end

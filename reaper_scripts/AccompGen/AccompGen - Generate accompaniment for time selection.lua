@@ -14,8 +14,8 @@ local lib = dofile(script_dir .. "accompgen_lib.lua")
 local runner = dofile(script_dir .. "accompgen_jobs.lua")(lib)
 
 local function main()
-  local settings = lib.load_settings()
-  local proj = reaper.EnumProjects(-1)
+  local settings, origin = lib.load_settings(), lib.origin()
+  local proj = origin.proj
   local start, stop = reaper.GetSet_LoopTimeRange2(proj, false, false, 0, 0, false)
   local ready, problem = lib.prepare(settings)
   if ready and stop <= start then problem = "Make a time selection over the vocal first." end
@@ -24,17 +24,11 @@ local function main()
     lib.message(problem)
     return
   end
-  local origin, tracks = { proj = proj, file = lib.project_file(proj) }, {}
-  for i = 0, reaper.CountSelectedTracks(proj) - 1 do tracks[#tracks + 1] = reaper.GetSelectedTrack(proj, i) end
-  local seed = lib.first_seed(settings)
-  local jobs, problems = runner.collect(tracks, function(track)
-    local job, skipped = lib.job_for_time_selection(origin, track, start, stop)
-    if job then job.seed, job.variations = seed, math.floor(tonumber(settings.variations)) end
-    return job, skipped
+  local jobs, problems = runner.collect(lib.selected_tracks(proj), function(track)
+    return lib.job_for_time_selection(origin, track, start, stop)
   end)
   runner.run({
-    settings = settings, jobs = jobs, problems = problems, placed = "inserted",
-    proj = proj,
+    settings = settings, proj = proj, jobs = jobs, problems = problems, placed = "inserted",
     place = function(finished) return lib.insert_accompaniments(proj, finished) end,
   })
 end

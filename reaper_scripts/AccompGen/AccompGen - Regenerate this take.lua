@@ -19,8 +19,8 @@ local function new_seed(settings, item)
 end
 
 local function main()
-  local settings = lib.load_settings()
-  local proj = reaper.EnumProjects(-1)
+  local settings, origin = lib.load_settings(), lib.origin()
+  local proj = origin.proj
   local ready, problem = lib.prepare(settings)
   if ready and reaper.CountSelectedMediaItems(proj) == 0 then
     problem = "Select one or more accompaniment items AccompGen made first."
@@ -29,9 +29,7 @@ local function main()
     lib.message(problem)
     return
   end
-  local origin, items = { proj = proj, file = lib.project_file(proj) }, {}
-  for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
-  local jobs, problems = runner.collect(items, function(item, index)
+  local jobs, problems = runner.collect(lib.selected_items(proj), function(item, index)
     local _, vocal_guid = reaper.GetSetMediaItemInfo_String(item, lib.VOCAL_KEY, "", false)
     if vocal_guid == "" then
       return nil, ("item %d skipped: AccompGen did not make it (select an accompaniment item)"):format(index)
@@ -46,8 +44,7 @@ local function main()
     return job, skipped
   end)
   runner.run({
-    settings = settings, jobs = jobs, problems = problems, placed = "added as new takes",
-    proj = proj,
+    settings = settings, proj = proj, jobs = jobs, problems = problems, placed = "added as new takes",
     place = function(finished) return lib.add_variations(proj, finished) end,
   })
 end

@@ -14,8 +14,7 @@ local lib = dofile(script_dir .. "accompgen_lib.lua")
 local LINES = 60
 
 local settings = lib.load_settings()
-local call, problem = lib.prepare(settings)
-if call then call, problem = lib.start_call(settings, { "log", "--lines", tostring(LINES) }) end
+local call, problem = lib.start_bridge_call(settings, { "log", "--lines", tostring(LINES) })
 if not call then
   lib.message(problem)
   return

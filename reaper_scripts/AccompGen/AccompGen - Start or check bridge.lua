@@ -92,8 +92,7 @@ local function first_answer()
 end
 
 local problem
-ping, problem = lib.prepare(settings)
-if ping then ping, problem = lib.start_call(settings, { "ping", "--timeout", "2" }) end
+ping, problem = lib.start_bridge_call(settings, { "ping", "--timeout", "2" })
 if not ping then
   say(problem)
   return

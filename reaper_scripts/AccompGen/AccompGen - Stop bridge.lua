@@ -12,8 +12,7 @@ local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
 
 local settings = lib.load_settings()
-local call, problem = lib.prepare(settings)
-if call then call, problem = lib.start_call(settings, { "stop", "--timeout", "20" }) end
+local call, problem = lib.start_bridge_call(settings, { "stop", "--timeout", "20" })
 if not call then
   lib.message(problem)
   return

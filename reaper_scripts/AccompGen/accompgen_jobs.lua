@@ -26,7 +26,8 @@ return function(lib)
     return jobs, skipped
   end
 
-  --- Run `run.jobs` ({label, file, start, length, position, origin, seed, variations, temp_file}) on the bridge
+  --- Run `run.jobs` ({label, file, start, length, position, origin, temp_file; seed and variations where they are
+  -- not those of Settings: the seed set there, else a new random one, for every job of the run}) on the bridge
   -- with `run.settings`, writing into the recording path of `run.proj` (its media folder, or for a project never
   -- saved REAPER's default, as REAPER's own recordings); `run.place(jobs)` puts what finished into the project
   -- (also after Cancel) and returns how many it placed and lines naming what it could not; `run.placed` words
@@ -37,6 +38,10 @@ return function(lib)
     if #jobs == 0 then
       lib.message(table.concat(run.problems, "\n"))
       return
+    end
+    local seed = settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(lib.LIMITS.seed[2]))
+    for _, job in ipairs(jobs) do
+      job.seed, job.variations = job.seed or seed, job.variations or math.floor(tonumber(settings.variations))
     end
     local finished, cancelling, liveness, last_poll = false, false, nil, 0
 

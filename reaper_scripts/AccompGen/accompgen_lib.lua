@@ -373,6 +373,14 @@ function M.prepare(settings)
   return true
 end
 
+--- `prepare`, then `start_call`: what an action that makes one bridge call starts with. Returns the call, or nil and
+-- the message to show.
+function M.start_bridge_call(settings, args)
+  local ready, problem = M.prepare(settings)
+  if not ready then return nil, problem end
+  return M.start_call(settings, args)
+end
+
 --- A folder of the script's own for request and reply files.
 function M.work_dir()
   local dir = reaper.GetResourcePath() .. "/Data/AccompGen"
@@ -542,7 +550,7 @@ end
 ---------------------------------------------------------------------------------------------------------------
 -- Project edits
 
-local function selected_items(proj)
+function M.selected_items(proj)
   local items = {}
   for i = 0, reaper.CountSelectedMediaItems(proj) - 1 do items[#items + 1] = reaper.GetSelectedMediaItem(proj, i) end
   return items
@@ -558,7 +566,7 @@ end
 -- REAPER fails midway. Returns the rendered file (the caller removes it with `remove_render` when its job has
 -- ended) or nil, message.
 function M.render_region(proj, item)
-  local selection, original = selected_items(proj), reaper.GetActiveTake(item)
+  local selection, original = M.selected_items(proj), reaper.GetActiveTake(item)
   local command = M.track_has_fx(reaper.GetMediaItem_Track(item)) and M.CMD_APPLY_TRACK_FX
     or M.CMD_RENDER_TO_NEW_TAKE
   local file, problem = M.in_undo_block(proj, "AccompGen: render vocal take for generation", function()
@@ -583,14 +591,8 @@ end
 
 local function item_label(item, index)
   local take = reaper.GetActiveTake(item)
-  local _, name = "", ""
-  if take then _, name = reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", "", false) end
+  local name = take and select(2, reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", "", false)) or ""
   return name ~= "" and name or ("item %d"):format(index)
-end
-
---- The first variation's seed: the one set in Settings, else a new random one.
-function M.first_seed(settings)
-  return settings.seed ~= "" and tonumber(settings.seed) or math.random(0, math.floor(M.LIMITS.seed[2]))
 end
 
 --- A job for the vocal item (rendered first when the file alone is not what is heard), or nil and why it is skipped.
@@ -621,7 +623,7 @@ local function track_name(track)
   return name
 end
 
-local function selected_tracks(proj)
+function M.selected_tracks(proj)
   local tracks = {}
   for i = 0, reaper.CountSelectedTracks(proj) - 1 do tracks[#tracks + 1] = reaper.GetSelectedTrack(proj, i) end
   return tracks
@@ -631,7 +633,7 @@ end
 -- stem render, read the stem's file, then delete the stem track and unmute the track again: the project is left as
 -- it was, the track selection too. Returns the rendered file (removed with `remove_render`) or nil, message.
 function M.render_time_selection(proj, track)
-  local selection, muted = selected_tracks(proj), reaper.GetMediaTrackInfo_Value(track, "B_MUTE")
+  local selection, muted = M.selected_tracks(proj), reaper.GetMediaTrackInfo_Value(track, "B_MUTE")
   local before = {}
   for i = 0, reaper.CountTracks(proj) - 1 do before[reaper.GetTrackGUID(reaper.GetTrack(proj, i))] = true end
   local file, problem = M.in_undo_block(proj, "AccompGen: render vocal for generation", function()
@@ -673,6 +675,12 @@ end
 function M.remove_render(path)
   os.remove(path) -- may fail while the bridge still reads it (Windows): the recording folder keeps it then
   os.remove(path .. ".reapeaks")
+end
+
+--- Where a job's accompaniment belongs: the project tab in front now, and the file it holds now.
+function M.origin()
+  local proj = reaper.EnumProjects(-1)
+  return { proj = proj, file = M.project_file(proj) }
 end
 
 --- The file a project tab holds ("" for one never saved). A tab keeps its ReaProject* when another .rpp is opened
@@ -765,6 +773,19 @@ end
 M.VOCAL_KEY = "P_EXT:AccompGen_vocal" -- on an accompaniment item: the GUID of the vocal item it accompanies
 M.TIME_SELECTION_MARK = "time selection of track " -- ... or this and the vocal track's GUID
 
+--- A take of `item` per output of the job, each named by its seed, the first made active; an error when REAPER
+-- cannot read a file.
+local function add_takes(item, job)
+  for i, path in ipairs(job.outputs) do
+    local source = reaper.PCM_Source_CreateFromFile(path)
+    if not source then error(("REAPER cannot read %s"):format(path), 0) end
+    local take = reaper.AddTakeToMediaItem(item)
+    reaper.SetMediaItemTake_Source(take, source)
+    reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", ("AccompGen seed %d"):format(job.seed + i - 1), true)
+    if i == 1 then reaper.SetActiveTake(take) end
+  end
+end
+
 local function add_item(track, job)
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemInfo_Value(item, "D_POSITION", job.position)
@@ -772,20 +793,7 @@ local function add_item(track, job)
   -- for "Regenerate this take": the vocal item, or the track of a time selection
   local vocal = job.origin.guid or (M.TIME_SELECTION_MARK .. job.origin.track_guid)
   reaper.GetSetMediaItemInfo_String(item, M.VOCAL_KEY, vocal, true)
-  for i, path in ipairs(job.outputs) do
-    M.add_take(item, path, job.seed + i - 1, i == 1)
-  end
-end
-
---- A take of `item` playing `path`, named by its seed; an error when REAPER cannot read the file.
-function M.add_take(item, path, seed, make_active)
-  local source = reaper.PCM_Source_CreateFromFile(path)
-  if not source then error(("REAPER cannot read %s"):format(path), 0) end
-  local take = reaper.AddTakeToMediaItem(item)
-  reaper.SetMediaItemTake_Source(take, source)
-  reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", ("AccompGen seed %d"):format(seed), true)
-  if make_active then reaper.SetActiveTake(take) end
-  return take
+  add_takes(item, job)
 end
 
 --- Put finished jobs into the song they came from, only where it is still there: a closed tab, another project
@@ -850,11 +858,7 @@ function M.add_variations(proj, jobs)
     return item
   end
   return place_jobs(proj, jobs, "AccompGen: regenerate accompaniment", locate, function(placed)
-    for _, place in ipairs(placed) do
-      for i, path in ipairs(place.job.outputs) do
-        M.add_take(place.target, path, place.job.seed + i - 1, i == 1)
-      end
-    end
+    for _, place in ipairs(placed) do add_takes(place.target, place.job) end
   end)
 end
 

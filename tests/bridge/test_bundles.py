@@ -4,8 +4,9 @@ import json
 import shutil
 
 from accompgen.core.bundle import load_bundle
-from accompgen_bridge.bundles import INSTALLED, bundle_folders, find_bundles, usable_devices
+from accompgen_bridge.bundles import INSTALLED, bundle_folders, find_bundles
 from accompgen_bridge.cli import main
+from accompgen_bridge.providers import usable_devices
 
 
 def test_installed_and_state_dir_bundles_are_found_and_a_broken_one_says_why(tiny_bundle, tmp_path):
