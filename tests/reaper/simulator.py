@@ -193,6 +193,11 @@ class Envelope:
     points: list[tuple[float, float]] = field(default_factory=list)  # (time, value): gain, semitones or mute
 
 
+def new_guid() -> str:
+    """A GUID as REAPER writes it: {8-4-4-4-12} in capitals."""
+    return "{" + str(uuid.uuid4()).upper() + "}"
+
+
 @dataclass(eq=False)
 class Take:
     source: Source
@@ -214,7 +219,7 @@ class Item:
     takes: list[Take] = field(default_factory=list)
     active: Take | None = None
     selected: bool = False
-    guid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
+    guid: str = field(default_factory=new_guid)
     ext: dict[str, str] = field(default_factory=dict)  # P_EXT: what scripts keep with the item
 
 
@@ -235,7 +240,7 @@ class Track:
     defaults: bool = True  # made with the user's default track settings (False: InsertTrack... asked for none)
     selected: bool = False
     muted: bool = False
-    guid: str = field(default_factory=lambda: "{" + str(uuid.uuid4()).upper() + "}")
+    guid: str = field(default_factory=new_guid)
 
 
 @dataclass(eq=False)
