@@ -216,6 +216,9 @@ def bench(args: argparse.Namespace) -> None:
 
     from rich.console import Console
 
+    if args.learning:
+        learning_race(args)
+        return
     if args.train:
         train_bench(args)
         return
@@ -246,6 +249,22 @@ def train_bench(args: argparse.Namespace) -> None:
         report = run_train_bench(QUICK if args.quick else FULL, args.out, progress=lambda text: status.update(text))
     print(json.dumps(report, indent=2) if args.json else (args.out / "train_bench.md").read_text())
     console.print(f"wrote {args.out / 'train_bench.json'} and {args.out / 'train_bench.md'}")
+
+
+def learning_race(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from accompgen.apps.learning_race import RaceSettings, run_race
+
+    if not (args.model_dir and args.data):
+        raise UserError("--learning trains on real tokens: give --model-dir MODEL and --data TOKENS")
+    overrides = {"stage": args.stage, "minutes": args.minutes, "every_minutes": args.every}
+    settings = RaceSettings(**{k: v for k, v in overrides.items() if v is not None})
+    console = Console(stderr=True)
+    with console.status("training") as status:
+        report = run_race(args.model_dir, args.data, settings, args.out, progress=lambda text: status.update(text))
+    print(json.dumps(report, indent=2) if args.json else (args.out / "learning.md").read_text())
+    console.print(f"wrote {args.out / 'learning.json'} and {args.out / 'learning.md'}")
 
 
 def progress_bar(disable: bool = False):
@@ -439,6 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument(
         "--train", action="store_true", help="training steps instead: each stage and tokenizer, each speed lever"
     )
+    ben.add_argument(
+        "--learning",
+        action="store_true",
+        help="held-out loss after the same minutes of training: today's trainer against the default one",
+    )
+    ben.add_argument("--model-dir", type=Path, help="with --learning: the model folder (config.yaml, from fit-kmeans)")
+    ben.add_argument("--data", type=Path, help="with --learning: the token folder written by prepare")
+    ben.add_argument("--stage", choices=("semantic", "coarse", "fine"), help="with --learning (default coarse)")
+    ben.add_argument("--minutes", type=float, help="with --learning: wall time per path (default 30)")
+    ben.add_argument("--every", type=float, help="with --learning: minutes between held-out losses (default 5)")
     ben.add_argument("--config", help="preset or YAML (default: small; tiny with --quick)")
     ben.add_argument("--pasts", type=int, nargs="+", help="past lengths of the per-step table (default 256 1024 4096)")
     ben.add_argument("--seconds", type=float, help="audio generated end to end (default 10; 2 with --quick)")

@@ -30,15 +30,15 @@ def token_metrics(
             continue
         model = load_stage(path, config, name)
         data = StageWindows(tokens_dir, config.tokens, config.tokens.stages[name], stage_config.plan, split=split)
-        results[name] = {"true": _teacher_forced(model, data, batches, batch_size, shuffled=False)}
+        results[name] = {"true": teacher_forced(model, data, batches, batch_size, shuffled=False)}
         if data.song_count > 1:
-            results[name]["shuffled"] = _teacher_forced(model, data, batches, batch_size, shuffled=True)
+            results[name]["shuffled"] = teacher_forced(model, data, batches, batch_size, shuffled=True)
         else:
             results[name]["shuffled"] = {"skipped": f"one {split} song: a mismatched condition needs another song"}
     return results
 
 
-def _teacher_forced(
+def teacher_forced(
     model: torch.nn.Module, data: StageWindows, batches: int, batch_size: int, shuffled: bool
 ) -> dict[str, float]:
     windows = np.random.default_rng(0)  # the same windows for both conditions

@@ -161,10 +161,7 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.model = StageTransformer(stage_config, self.config.tokens.vocab_size).to(self.device)
         self.optimizer = make_optimizer(self.model, settings)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda step: warmup_cosine(step, settings.warmup_steps, settings.steps, settings.min_lr_ratio),
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.precision = Precision.choose(settings.precision, self.device)
         attention = settings.attention
         if attention == "auto":
@@ -173,6 +170,15 @@ class Trainer:
         self.step = 0
         self.checkpoint = stage_checkpoint_path(self.model_dir, stage)
         self.metrics = self.model_dir / "logs" / f"{stage}.jsonl"
+
+    def _lr_factor(self, step: int) -> float:
+        s = self.settings  # read at every step, so that plan_steps moves the end of the cosine
+        return warmup_cosine(step, s.warmup_steps, s.steps, s.min_lr_ratio)
+
+    def plan_steps(self, steps: int) -> None:
+        """End the run (and its cosine) at `steps` instead: for a run given a wall-time budget, once its speed is
+        known. Takes effect from the next step."""
+        self.settings = dataclasses.replace(self.settings, steps=steps)
 
     # -- checkpoints ------------------------------------------------------------------------------------------
 

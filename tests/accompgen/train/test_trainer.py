@@ -241,3 +241,17 @@ def test_a_model_that_fails_to_compile_trains_without_it_and_says_why(synthetic,
     assert len(losses) == 3 and all(np.isfinite(losses))
     records = [json.loads(line) for line in (model_dir / "logs" / "semantic.jsonl").read_text().splitlines()]
     assert not records[-1]["compiled"]
+
+
+def test_planned_steps_end_the_run_and_its_cosine_there(synthetic):
+    model_dir, tokens = synthetic
+    trainer = Trainer(model_dir, tokens, "semantic", dataclasses.replace(FAST, steps=100), "cpu")
+
+    def plan_at_step_3(record):
+        if record["step"] == 3:
+            trainer.plan_steps(6)
+
+    assert len(trainer.run(on_step=plan_at_step_3)) == 6
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(FAST.lr * FAST.min_lr_ratio)
+    resumed = Trainer(model_dir, tokens, "semantic", dataclasses.replace(FAST, steps=6), "cpu")
+    assert resumed.resume() and resumed.step == 6 and resumed.run() == []
