@@ -27,13 +27,16 @@ import numpy as np
 import torch
 
 from accompgen.apps.recipe import FULL as FULL_RECIPE
-from accompgen.apps.train_bench import STAGE_PATHS, TODAY, TrainPath, paths_for
+from accompgen.apps.train_bench import TODAY, TrainPath, paths_for
 from accompgen.evaluation.token_metrics import teacher_forced
 from accompgen.model.model_dir import load_config, save_config
 from accompgen.train.trainer import Trainer, TrainSettings
 from accompgen.train.windows import StageWindows
 
 CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
+_DEFAULTS = TrainSettings()
+# What `accompgen train` does when given no precision, attention or compile option (fp32 where bf16 is not native)
+DEFAULT = TrainPath("the default trainer", _DEFAULTS.precision, _DEFAULTS.attention, _DEFAULTS.compile)
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class RaceSettings:
     every_minutes: float = 5.0  # held-out loss after every so many minutes of training
     timing_steps: int = 8  # steps that time a path (the first compiles, the second may settle) before planning
     eval_batches: int = 16  # of 8 validation windows each
-    paths: tuple[TrainPath, ...] = (TODAY, STAGE_PATHS[-1])  # today's trainer and the default one
+    paths: tuple[TrainPath, ...] = (TODAY, DEFAULT)
     training: TrainSettings | None = None  # batch, learning rate, warmup, seed (default: the chorale recipe's)
 
     def __post_init__(self) -> None:
@@ -135,6 +138,7 @@ def race_path(
     clock.pause(held_out)
     steady = np.diff(stamps[1:])
     return {
+        "precision": trainer.precision.name,
         "steps": trainer.step,
         "train_minutes": stamps[-1] / 60,
         "first_step_s": stamps[0],
