@@ -278,7 +278,9 @@ def progress_bar(disable: bool = False):
 def render_chorales(args: argparse.Namespace) -> None:
     from accompgen.data.chorales import CorpusSettings, write_corpus
 
-    settings = CorpusSettings(renditions=args.renditions, limit=args.limit, soundfont=args.soundfont)
+    settings = CorpusSettings(
+        renditions=args.renditions, limit=args.limit, soundfont=args.soundfont, unseen_voice=args.unseen_voice
+    )
     with progress_bar() as bar:
         task = bar.add_task("chorales", total=None)
         report = write_corpus(
@@ -488,6 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--renditions", type=int, default=2, help="renditions per training chorale (default 2)")
     rc.add_argument("--limit", type=int, help="only the first N chorales of each split")
     rc.add_argument("--soundfont", type=Path, help="General-MIDI .sf2 (default: TimGM6mb.sf2 from pretty_midi)")
+    rc.add_argument(
+        "--unseen-voice",
+        action="store_true",
+        help="only the held-out chorales, sung by a synthesized voice no training uses (to evaluate on)",
+    )
     rc.set_defaults(run=render_chorales)
 
     tc = commands.add_parser("train-codec", help="train a compact EnCodec on the accompaniments of your songs")

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from accompgen.core.errors import UserError
+from accompgen.data.singer import Singer, sing
 from accompgen.data.stems import SongError
 
 HOLDOUT_EVERY = 10
@@ -163,13 +164,26 @@ class SoundfontRenderer:
 
 
 def render_chorale(
-    chorale: Chorale, rendition: Rendition, renderer: SoundfontRenderer
+    chorale: Chorale, rendition: Rendition, renderer: SoundfontRenderer, unseen_voice: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(vocal, accompaniment), equally long."""
+    """(vocal, accompaniment), equally long. With `unseen_voice` the soprano is sung by the evaluation singer
+    (accompgen.data.singer) at the loudness of the patch it replaces, so that only the timbre differs."""
     vocal = renderer.render(chorale.voices["Soprano"], rendition, rendition.vocal_patch)
+    if unseen_voice:
+        vocal = sung_like(vocal, chorale, rendition, renderer.sample_rate)
     parts = [renderer.render(chorale.voices[v], rendition, rendition.accompaniment_patch) for v in VOICES[1:]]
     n = min(len(vocal), *(len(p) for p in parts))
     return vocal[:n], np.sum([p[:n] for p in parts], axis=0).astype(np.float32)
+
+
+def sung_like(patch: np.ndarray, chorale: Chorale, rendition: Rendition, sample_rate: int) -> np.ndarray:
+    """The soprano sung by the evaluation singer of this chorale, as long as `patch` (the same notes played) and at
+    its RMS."""
+    notes = [(onset, length, pitch + rendition.transpose) for onset, length, pitch in chorale.voices["Soprano"]]
+    voice = sing(notes, rendition.seconds_per_quarter, sample_rate, Singer.for_song(chorale.name), seed=chorale.index)
+    voice = np.pad(voice, (0, max(0, len(patch) - len(voice))))[: len(patch)]  # both ring out about 1 s
+    rms = float(np.sqrt(np.mean(voice**2)))
+    return np.asarray(voice * np.sqrt(np.mean(patch**2)) / max(rms, 1e-9), dtype=np.float32)
 
 
 def default_soundfont() -> Path:
@@ -195,16 +209,21 @@ class CorpusSettings:
     renditions: int = 2  # per training chorale; held-out chorales get one
     sample_rate: int = 24000
     limit: int | None = None  # render only the first chorales of each split (quick runs)
+    unseen_voice: bool = False  # only the held-out chorales, sung by a voice family no training uses
     soundfont: Path | None = None  # default: TimGM6mb.sf2 from pretty_midi
 
 
 def write_corpus(
     out: Path, settings: CorpusSettings, progress: Callable[[str, int, int], None] | None = None
 ) -> CorpusReport:
-    """Render every chorale into out/train/NAME-rI/ and out/test/NAME/; folders already there are kept."""
+    """Render every chorale into out/train/NAME-rI/ and out/test/NAME/; folders already there are kept. With
+    settings.unseen_voice only out/test/, its vocals sung by the evaluation singer."""
     paths = chorale_paths()
     renderer = SoundfontRenderer(settings.soundfont or default_soundfont(), settings.sample_rate)
-    chosen = _limited(list(enumerate(paths)), settings.limit)
+    indexed = list(enumerate(paths))
+    if settings.unseen_voice:
+        indexed = [(index, path) for index, path in indexed if index % HOLDOUT_EVERY == 0]
+    chosen = _limited(indexed, settings.limit)
     report = CorpusReport()
     for done, (index, path) in enumerate(chosen):
         name = path.name.removesuffix(path.suffix)
@@ -224,7 +243,8 @@ def write_corpus(
             continue
         for folder, rendition in zip(folders, renditions, strict=True):
             if not folder.is_dir():
-                write_song(folder, *render_chorale(chorale, rendition, renderer), settings.sample_rate)
+                audio = render_chorale(chorale, rendition, renderer, settings.unseen_voice)
+                write_song(folder, *audio, settings.sample_rate)
         report.written.append(name)
     return report
 

@@ -99,3 +99,15 @@ def test_the_render_follows_the_score(corpus):
     spq = rendition.seconds_per_quarter
     first = vocal[round(onset * spq * rate) : round((onset + length) * spq * rate)]
     assert chroma(first, rate).vectors.mean(axis=0).argmax() == (pitch + rendition.transpose) % 12
+
+
+def test_the_unseen_voice_sings_only_held_out_songs_over_the_same_accompaniment(corpus, tmp_path):
+    report = write_corpus(tmp_path, CorpusSettings(limit=1, unseen_voice=True))
+    assert [p.name for p in tmp_path.iterdir()] == ["test"] and len(report.written) == 1
+    song = tmp_path / "test" / report.written[0]
+    patch, _ = sf.read(corpus / "test" / song.name / "vocals.flac", dtype="float32")
+    sung, _ = sf.read(song / "vocals.flac", dtype="float32")
+    accompaniment, _ = sf.read(corpus / "test" / song.name / "accompaniment.flac", dtype="float32")
+    assert np.array_equal(sf.read(song / "accompaniment.flac", dtype="float32")[0], accompaniment)
+    assert len(sung) == len(accompaniment) and not np.allclose(sung, patch, atol=0.01)
+    assert np.sqrt(np.mean(sung**2)) == pytest.approx(np.sqrt(np.mean(patch**2)), rel=0.01)
