@@ -148,6 +148,7 @@ class Recipe:
         self.out, self.settings, self.kind = Path(out), settings, kind
         self.state_path = self.out / "recipe.json"
         self.corpus = self.out / "corpus"
+        self.unseen_voice = self.out / "corpus-unseen-voice"  # test/ only: the held-out songs on another voice
         self.codec_dir = self.out / "codec"
         self.hubert_dir = self.out / "hubert"
         self.model_dir = self.out / "model"
@@ -214,6 +215,7 @@ class Recipe:
         ]
         return [
             Step("render", "render the chorales", self._render, self.corpus),
+            Step("unseen-voice", "sing the test songs anew", self._render_unseen_voice, self.unseen_voice / "test"),
             Step("codec", "train the codec", self._train_codec, self.codec_dir / "report.json"),
             Step("semantic-encoder", "train the semantic encoder", self._train_hubert, self.hubert_dir / "config.json"),
             Step("kmeans", "fit k-means", self._fit_kmeans, self.model_dir / "semantic_tokens.json"),
@@ -232,6 +234,10 @@ class Recipe:
         result = write_corpus(self.corpus, self.settings.corpus, lambda name, done, total: report(done, total, name))
         summary = {"written": len(result.written), "reused": len(result.reused), "skipped": result.skipped}
         (self.corpus / "report.json").write_text(json.dumps(summary, indent=1))
+
+    def _render_unseen_voice(self, report: Report) -> None:
+        settings = dataclasses.replace(self.settings.corpus, unseen_voice=True)
+        write_corpus(self.unseen_voice, settings, lambda name, done, total: report(done, total, name))
 
     def _train_codec(self, report: Report) -> None:
         settings = self.settings.codec
@@ -336,26 +342,34 @@ class Recipe:
     def _evaluate(self, report: Report) -> None:
         from accompgen.apps.demo import random_bundle
 
-        report(0, 3, "held-out token loss, true and shuffled condition")
+        report(0, 4, "held-out token loss, true and shuffled condition")
         tokens = token_metrics(self.model_dir, self.test_tokens, self.settings.eval_batches, split="all")
-        report(1, 3, "vocal-accompaniment consonance")
+        report(1, 4, "vocal-accompaniment consonance")
         music = evaluate_music(
             {"trained": self.bundle, "trained_int8": self.compact_bundle, "random_init": random_bundle()},
             self._songs("test"),
             self.settings.music,
-            progress=lambda text: report(1, 3, text),
+            progress=lambda text: report(1, 4, text),
         )
-        report(2, 3, "the ladder, from the real accompaniment to the int8 bundle")
+        report(2, 4, "vocal-accompaniment consonance, test songs sung by a voice no training used")
+        unseen = evaluate_music(
+            {"trained_int8": self.compact_bundle},
+            folder_songs(self.unseen_voice / "test"),
+            self.settings.music,
+            progress=lambda text: report(2, 4, f"unseen voice: {text}"),
+        )
+        report(3, 4, "the ladder, from the real accompaniment to the int8 bundle")
         ladder = evaluate_ladder(
             self.compact_bundle,
             self._songs("test"),
             self.settings.music,
             self.codec_dir,
-            progress=lambda text: report(2, 3, f"ladder: {text}"),
+            progress=lambda text: report(3, 4, f"ladder: {text}"),
         )
         result = {
             "tokens": tokens,
             "music": music,
+            "unseen_voice": unseen | {"gap_ratio": gap_ratio(unseen["trained_int8"], music["trained_int8"])},
             "ladder": ladder,
             "codec": json.loads((self.codec_dir / "report.json").read_text()),
             "semantic_tokens": json.loads((self.model_dir / "semantic_tokens.json").read_text()),
@@ -363,6 +377,11 @@ class Recipe:
         tmp = self.evaluation.with_suffix(".partial")
         tmp.write_text(json.dumps(result, indent=1))
         os.replace(tmp, self.evaluation)
+
+
+def gap_ratio(unseen: dict[str, float], seen: dict[str, float]) -> float | None:
+    """The unseen voice's matched-minus-cross gap over the seen voices' (None while the seen gap is not positive)."""
+    return unseen["gap"] / seen["gap"] if seen["gap"] > 0 else None
 
 
 def run_recipe(out: Path, settings: RecipeSettings, kind: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from accompgen.apps.cli import main
-from accompgen.apps.recipe import FIRST_STEP_USING, QUICK, Recipe, RecipeSettings, Step
+from accompgen.apps.recipe import FIRST_STEP_USING, QUICK, Recipe, RecipeSettings, Step, gap_ratio
 from accompgen.core.errors import UserError
 from accompgen.model.config import ModelConfig
 
@@ -44,6 +44,8 @@ def test_the_run_leaves_verified_bundles_and_a_full_report(quick_run):
     report = json.loads((quick_run / "evaluation.json").read_text())
     assert {"trained", "trained_int8", "random_init", "real"} <= set(report["music"])
     assert set(report["ladder"]["rungs"]) == {"A", "B", "B_coarse", "E", "F", "C", "D"}
+    unseen = report["unseen_voice"]
+    assert {"trained_int8", "real", "gap_ratio"} <= set(unseen) and unseen["songs"] == report["music"]["songs"]
     for bundle in ("bundle", "bundle-int8"):
         checks = json.loads((quick_run / bundle / "verify.json").read_text())
         assert all(check["passed"] for check in checks), checks
@@ -60,6 +62,11 @@ def test_a_second_run_skips_every_finished_step(quick_run, capsys):
     assert main(["recipe", "chorales", "--out", str(quick_run), "--quick"]) == 0
     assert json.loads((quick_run / "recipe.json").read_text()) == before
     assert capsys.readouterr().err.count("done earlier") == len(before["steps"])
+
+
+def test_the_unseen_voice_gap_is_a_share_of_the_seen_one_once_that_is_positive():
+    assert gap_ratio({"gap": 0.1}, {"gap": 0.2}) == pytest.approx(0.5)
+    assert gap_ratio({"gap": 0.1}, {"gap": 0.0}) is None
 
 
 def test_an_interrupted_step_keeps_its_time_and_runs_again(tmp_path):
