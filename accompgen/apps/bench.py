@@ -3,7 +3,7 @@
 Measures, for one config (random weights: speed does not depend on training):
 - per decode step of the coarse stage at batch 2 (CFG): torch eager with and without its cache, the exported graph
   with a growing cache and in place, with fp32, int8 and int4 weights, and the memory-bandwidth limit of each
-  (weights as stored + KV cache read once per step / measured copy bandwidth);
+  (weights as stored + KV cache read once per step / measured read bandwidth);
 - the bridge end to end, phase by phase, in a torch-free process, for flat and delay acoustic stages with fp32,
   int8 and int4 weights: real-time factor and peak memory;
 - the coarse stage against transformers' MusicGen decoder of matched size, its own `generate()` with guidance;

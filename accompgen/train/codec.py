@@ -6,7 +6,10 @@ What the training adds to the transformers model, as in EnCodec and SoundStream:
 - a plain autoencoder warm-up, then k-means initialisation of every codebook on the residuals it will see, and
   restarts of codes that fall out of use (without these the codebooks collapsed to a handful of codes);
 - quantizer dropout: some steps use only the first n codebooks, so the coarse codebooks alone already sound right;
-- a waveform MSE plus multi-resolution STFT and mel losses, on RMS-normalised audio (`normalize=True`).
+- a waveform MSE plus multi-resolution STFT and mel losses, on RMS-normalised audio (`normalize=True`);
+- optionally, semantic distillation as SpeechTokenizer and Mimi do it: the first codebook's vectors, through a
+  linear head used only in training, predict each frame's log-chroma and log-mel (the semantic encoder's targets),
+  so that the first codes the coarse stage writes carry what the semantic tokens carry.
 
 The result loads with `EncodecModel.from_pretrained(DIR)` exactly like facebook/encodec_24khz. Checkpoints hold
 every tensor and RNG state the loop uses, so a killed run resumes where it stopped.
@@ -29,12 +32,14 @@ from transformers import EncodecConfig, EncodecModel
 from accompgen.core.audio import resample
 from accompgen.core.errors import UserError
 from accompgen.core.listening import harmonic_share, spectral_flatness
-from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, si_snr
+from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, pitch_class_filters, si_snr
+from accompgen.core.semantic_framing import SEMANTIC_SAMPLE_RATE
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ
 from accompgen.data.stems import SongSource
 from accompgen.tokenizers.codec import CODEC_SAMPLE_RATE, Codec
 from accompgen.tokenizers.pretrained import load_pretrained
 from accompgen.train.schedule import warmup_cosine
+from accompgen.train.semantic_encoder import CHROMA_BAND_HZ, CHROMA_N_FFT, MEL_N_FFT, N_MELS
 from accompgen.train.tokenizer_loop import TokenizerTrainer
 
 
@@ -84,6 +89,9 @@ class CodecTrainSettings:
     wave_weight: float = 1.0
     spectral_weight: float = 0.1
     min_crop_db: float = -45.0  # quieter crops are drawn again: normalising them would amplify noise
+    # Weight of the semantic distillation loss on the first codebook (0: none). Through the straight-through
+    # estimator it moves the encoder, so that the first code of a frame says its pitch classes and spectral shape.
+    semantic_weight: float = 0.0
     max_songs: int = 200
     checkpoint_every: int = 250
     seed: int = 0
@@ -126,6 +134,35 @@ class SpectralLoss(nn.Module):
         return loss / len(self.sizes)
 
 
+class FrameFeatures(nn.Module):
+    """(B, n) 24 kHz audio -> (B, F, 12 + N_MELS) log-chroma and log-mel per codec frame, standardised over the
+    batch: what the semantic encoder learns to predict, at the codec's frame rate."""
+
+    def __init__(self, rate: int, hop: int):
+        super().__init__()
+        self.hop = hop
+        # the semantic encoder's windows in seconds, at this rate
+        self.chroma_n_fft = round(CHROMA_N_FFT * rate / SEMANTIC_SAMPLE_RATE)
+        self.mel_n_fft = round(MEL_N_FFT * rate / SEMANTIC_SAMPLE_RATE)
+        chroma = pitch_class_filters(rate, self.chroma_n_fft, CHROMA_BAND_HZ)
+        self.register_buffer("chroma", torch.from_numpy(chroma), persistent=False)
+        mel = mel_filters(rate, self.mel_n_fft, N_MELS, 30.0, 7600.0)
+        self.register_buffer("mel", torch.from_numpy(mel), persistent=False)
+        self.register_buffer("chroma_window", torch.hann_window(self.chroma_n_fft), persistent=False)
+        self.register_buffer("mel_window", torch.hann_window(self.mel_n_fft), persistent=False)
+
+    def forward(self, audio: Tensor, frames: int) -> Tensor:
+        chroma = self._power(audio, self.chroma_n_fft, self.chroma_window, frames) @ self.chroma
+        mel = self._power(audio, self.mel_n_fft, self.mel_window, frames) @ self.mel
+        features = torch.cat([torch.log(chroma + 1e-6), torch.log(mel + 1e-6)], dim=-1)
+        return (features - features.mean((0, 1))) / (features.std((0, 1)) + 1e-5)
+
+    def _power(self, audio: Tensor, n_fft: int, window: Tensor, frames: int) -> Tensor:
+        padded = F.pad(audio, (0, n_fft))  # centred STFT frames land on the codec's frames; the tail is padding
+        spec = torch.stft(padded, n_fft, self.hop, window=window, return_complex=True)
+        return spec.abs().pow(2).transpose(1, 2)[:, :frames]
+
+
 class TrainingQuantizer:
     """The model's residual quantizer in training mode: EMA codebooks, commitment, straight-through, restarts."""
 
@@ -135,19 +172,27 @@ class TrainingQuantizer:
         size = model.config.codebook_size
         self.dead_below = settings.dead_code_fraction * vectors_per_step / size
 
-    def __call__(self, x: Tensor, n_q: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """x (B, D, F) -> quantized with the first n_q codebooks (straight-through), commitment loss."""
+    def __call__(self, x: Tensor, n_q: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, D, F) -> quantized with the first n_q codebooks, the first codebook's vectors alone (both
+        straight-through, (B, D, F)), commitment loss."""
         flat = x.transpose(1, 2).reshape(-1, x.shape[1])
         residual, quantized, commitment = flat, torch.zeros_like(flat), flat.new_zeros(())
+        first = flat
         for book in self.codebooks[:n_q]:
             codes = nearest(residual.detach(), book.embed)
             chosen = book.embed[codes]  # a copy: the EMA update below does not change it
             commitment = commitment + F.mse_loss(residual, chosen)  # pulls the encoder towards its codes
             self._update(book, residual.detach(), codes, generator)
+            if book is self.codebooks[0]:
+                first = flat + (chosen - flat).detach()
             quantized = quantized + chosen
             residual = residual - chosen
         straight = flat + (quantized - flat).detach()
-        return straight.reshape(x.shape[0], x.shape[2], -1).transpose(1, 2), commitment
+
+        def frames(vectors: Tensor) -> Tensor:
+            return vectors.reshape(x.shape[0], x.shape[2], -1).transpose(1, 2)
+
+        return frames(straight), frames(first), commitment
 
     @torch.no_grad()
     def _update(self, book: nn.Module, vectors: Tensor, codes: Tensor, generator: torch.Generator) -> None:
@@ -263,7 +308,10 @@ class CodecTrainer(TokenizerTrainer):
         self.model = EncodecModel(shape.encodec_config())
         signal_preserving_init(self.model)
         self.spectral = SpectralLoss(CODEC_SAMPLE_RATE)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, betas=(0.5, 0.9))
+        self.features = FrameFeatures(CODEC_SAMPLE_RATE, math.prod(shape.upsampling_ratios))
+        self.semantic_head = nn.Linear(shape.hidden_size, 12 + N_MELS)  # trained here, never exported
+        parameters = [*self.model.parameters(), *self.semantic_head.parameters()]
+        self.optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=(0.5, 0.9))
         frames = math.ceil(self.sampler.length / math.prod(shape.upsampling_ratios))
         self.quantizer = TrainingQuantizer(self.model, settings, settings.batch_size * frames)
         self.generator = torch.Generator().manual_seed(settings.seed)
@@ -271,12 +319,14 @@ class CodecTrainer(TokenizerTrainer):
     def _state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "semantic_head": self.semantic_head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        self.semantic_head.load_state_dict(state["semantic_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
 
@@ -291,18 +341,19 @@ class CodecTrainer(TokenizerTrainer):
         with self.precision.autocast():
             embeddings = self.model.encoder(audio[:, None]).float()  # the codebooks and their updates stay fp32
         quantizing = self.step >= self.settings.autoencoder_steps
-        n_q, commitment = self.shape.num_codebooks, embeddings.new_zeros(())
+        n_q, commitment, first = self.shape.num_codebooks, embeddings.new_zeros(()), embeddings
         if quantizing:
             rng = np.random.default_rng([self.settings.seed, self.step, 2])
             if rng.random() < self.settings.quantizer_dropout:
                 n_q = int(rng.integers(1, self.shape.num_codebooks + 1))
-            embeddings, commitment = self.quantizer(embeddings, n_q, self.generator)
+            embeddings, first, commitment = self.quantizer(embeddings, n_q, self.generator)
         with self.precision.autocast():
             decoded = self.model.decoder(embeddings)[:, 0, : audio.shape[-1]].float()
         spectral = self.spectral(decoded, audio)
         wave = F.mse_loss(decoded, audio)
+        semantic = self._semantic_loss(first, audio) if self.settings.semantic_weight else wave.new_zeros(())
         loss = self.settings.spectral_weight * spectral + self.settings.wave_weight * wave
-        loss = loss + self.settings.commitment_weight * commitment
+        loss = loss + self.settings.commitment_weight * commitment + self.settings.semantic_weight * semantic
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -313,9 +364,17 @@ class CodecTrainer(TokenizerTrainer):
             "spectral": spectral.item(),
             "wave": wave.item(),
             "commitment": commitment.item(),
+            "semantic": semantic.item(),
             "codebooks": n_q if quantizing else 0,
             "perplexity_1": self._perplexity(0),
         }
+
+    def _semantic_loss(self, first: Tensor, audio: Tensor) -> Tensor:
+        """How far the first codebook's vectors (in the warm-up, the encoder's own) are from predicting the frames'
+        log-chroma and log-mel through the head."""
+        with torch.no_grad():
+            targets = self.features(audio, first.shape[-1])
+        return F.mse_loss(self.semantic_head(first.transpose(1, 2)), targets)
 
     def _perplexity(self, layer: int) -> float:
         sizes = self.model.quantizer.layers[layer].codebook.cluster_size
