@@ -298,7 +298,12 @@ def train_codec(args: argparse.Namespace) -> None:
     from accompgen.train.codec import CodecShape, CodecTrainer, CodecTrainSettings, read_accompaniments
 
     settings = CodecTrainSettings()
-    settings = dataclasses.replace(settings, steps=args.steps or settings.steps, max_songs=args.max_songs)
+    settings = dataclasses.replace(
+        settings,
+        steps=args.steps or settings.steps,
+        max_songs=args.max_songs,
+        semantic_weight=args.semantic_weight,
+    )
     shape = dataclasses.replace(CodecShape(), codebook_size=args.codebook_size, num_codebooks=args.codebooks)
     trainer = CodecTrainer(args.out, read_accompaniments(song_sources(args), settings.max_songs), shape, settings)
     if trainer.resume():
@@ -504,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--max-songs", type=int, default=200, help="songs held in memory (default 200)")
     tc.add_argument("--codebook-size", type=int, default=256, help="entries per codebook (default 256)")
     tc.add_argument("--codebooks", type=int, default=8, help="residual codebooks (default 8)")
+    tc.add_argument(
+        "--semantic-weight",
+        type=float,
+        default=0.0,
+        help="distil log-chroma and log-mel into the first codebook with this weight (default 0: off)",
+    )
     tc.set_defaults(run=train_codec)
 
     ts = commands.add_parser("train-semantic-encoder", help="train a small HuBERT to hear pitch and timbre")

@@ -32,14 +32,13 @@ from transformers import EncodecConfig, EncodecModel
 from accompgen.core.audio import resample
 from accompgen.core.errors import UserError
 from accompgen.core.listening import harmonic_share, spectral_flatness
-from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, pitch_class_filters, si_snr
-from accompgen.core.semantic_framing import SEMANTIC_SAMPLE_RATE
+from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, si_snr
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ
 from accompgen.data.stems import SongSource
 from accompgen.tokenizers.codec import CODEC_SAMPLE_RATE, Codec
 from accompgen.tokenizers.pretrained import load_pretrained
+from accompgen.train.frame_features import FEATURES, ChromaMel
 from accompgen.train.schedule import warmup_cosine
-from accompgen.train.semantic_encoder import CHROMA_BAND_HZ, CHROMA_N_FFT, MEL_N_FFT, N_MELS
 from accompgen.train.tokenizer_loop import TokenizerTrainer
 
 
@@ -134,30 +133,19 @@ class SpectralLoss(nn.Module):
         return loss / len(self.sizes)
 
 
-class FrameFeatures(nn.Module):
-    """(B, n) 24 kHz audio -> (B, F, 12 + N_MELS) log-chroma and log-mel per codec frame, standardised over the
-    batch: what the semantic encoder learns to predict, at the codec's frame rate."""
+class FrameFeatures(ChromaMel):
+    """(B, n) 24 kHz audio -> (B, F, FEATURES) log-chroma and log-mel per codec frame, standardised over the batch:
+    what the semantic encoder learns to predict, at the codec's frame rate."""
 
     def __init__(self, rate: int, hop: int):
-        super().__init__()
+        super().__init__(rate)
         self.hop = hop
-        # the semantic encoder's windows in seconds, at this rate
-        self.chroma_n_fft = round(CHROMA_N_FFT * rate / SEMANTIC_SAMPLE_RATE)
-        self.mel_n_fft = round(MEL_N_FFT * rate / SEMANTIC_SAMPLE_RATE)
-        chroma = pitch_class_filters(rate, self.chroma_n_fft, CHROMA_BAND_HZ)
-        self.register_buffer("chroma", torch.from_numpy(chroma), persistent=False)
-        mel = mel_filters(rate, self.mel_n_fft, N_MELS, 30.0, 7600.0)
-        self.register_buffer("mel", torch.from_numpy(mel), persistent=False)
-        self.register_buffer("chroma_window", torch.hann_window(self.chroma_n_fft), persistent=False)
-        self.register_buffer("mel_window", torch.hann_window(self.mel_n_fft), persistent=False)
 
     def forward(self, audio: Tensor, frames: int) -> Tensor:
-        chroma = self._power(audio, self.chroma_n_fft, self.chroma_window, frames) @ self.chroma
-        mel = self._power(audio, self.mel_n_fft, self.mel_window, frames) @ self.mel
-        features = torch.cat([torch.log(chroma + 1e-6), torch.log(mel + 1e-6)], dim=-1)
+        features = self.features(audio, frames)
         return (features - features.mean((0, 1))) / (features.std((0, 1)) + 1e-5)
 
-    def _power(self, audio: Tensor, n_fft: int, window: Tensor, frames: int) -> Tensor:
+    def frame_power(self, audio: Tensor, n_fft: int, window: Tensor, frames: int) -> Tensor:
         padded = F.pad(audio, (0, n_fft))  # centred STFT frames land on the codec's frames; the tail is padding
         spec = torch.stft(padded, n_fft, self.hop, window=window, return_complex=True)
         return spec.abs().pow(2).transpose(1, 2)[:, :frames]
@@ -309,7 +297,7 @@ class CodecTrainer(TokenizerTrainer):
         signal_preserving_init(self.model)
         self.spectral = SpectralLoss(CODEC_SAMPLE_RATE)
         self.features = FrameFeatures(CODEC_SAMPLE_RATE, math.prod(shape.upsampling_ratios))
-        self.semantic_head = nn.Linear(shape.hidden_size, 12 + N_MELS)  # trained here, never exported
+        self.semantic_head = nn.Linear(shape.hidden_size, FEATURES)  # trained here, never exported
         parameters = [*self.model.parameters(), *self.semantic_head.parameters()]
         self.optimizer = torch.optim.Adam(parameters, lr=settings.lr, betas=(0.5, 0.9))
         frames = math.ceil(self.sampler.length / math.prod(shape.upsampling_ratios))

@@ -21,16 +21,11 @@ from transformers import HubertConfig, HubertModel
 
 from accompgen.core.audio import resample
 from accompgen.core.errors import UserError
-from accompgen.core.music import mel_filters, pitch_class_filters
 from accompgen.core.semantic_framing import SEMANTIC_CONTEXT, SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
 from accompgen.data.stems import SongSource
+from accompgen.train.frame_features import FEATURES, ChromaMel
 from accompgen.train.schedule import warmup_cosine
 from accompgen.train.tokenizer_loop import TokenizerTrainer
-
-CHROMA_N_FFT = 2048  # 128 ms: enough resolution for low notes
-MEL_N_FFT = 512
-N_MELS = 40
-CHROMA_BAND_HZ = (55.0, 2000.0)
 
 
 @dataclass(frozen=True)
@@ -71,30 +66,21 @@ class SemanticTrainSettings:
     precision: str = "auto"  # of the Transformer and its convolutions: auto (bf16 where native), bf16 or fp32
 
 
-class FrameTargets(nn.Module):
-    """(B, n) 16 kHz audio framed as HuBERT frames it (accompgen.core.semantic_framing) -> (B, F, 12 + N_MELS)
+class FrameTargets(ChromaMel):
+    """(B, n) 16 kHz audio framed as HuBERT frames it (accompgen.core.semantic_framing) -> (B, F, FEATURES)
     log-chroma and log-mel, each frame centred on its own 20 ms."""
 
     def __init__(self) -> None:
-        super().__init__()
-        rate = SEMANTIC_SAMPLE_RATE
-        self.register_buffer("chroma", torch.from_numpy(pitch_class_filters(rate, CHROMA_N_FFT, CHROMA_BAND_HZ)))
-        self.register_buffer("mel", torch.from_numpy(mel_filters(rate, MEL_N_FFT, N_MELS, 30.0, 7600.0)))
-        self.register_buffer("chroma_window", torch.hann_window(CHROMA_N_FFT))
-        self.register_buffer("mel_window", torch.hann_window(MEL_N_FFT))
+        super().__init__(SEMANTIC_SAMPLE_RATE)
 
     @staticmethod
     def frames_of(samples: int) -> int:
         return (samples - 2 * SEMANTIC_CONTEXT) // SEMANTIC_HOP
 
     def forward(self, audio: Tensor) -> Tensor:
-        frames = self.frames_of(audio.shape[-1])
-        chroma = self._power(audio, CHROMA_N_FFT, self.chroma_window, frames) @ self.chroma
-        mel = self._power(audio, MEL_N_FFT, self.mel_window, frames) @ self.mel
-        return torch.cat([torch.log(chroma + 1e-6), torch.log(mel + 1e-6)], dim=-1)
+        return self.features(audio, self.frames_of(audio.shape[-1]))
 
-    @staticmethod
-    def _power(audio: Tensor, n_fft: int, window: Tensor, frames: int) -> Tensor:
+    def frame_power(self, audio: Tensor, n_fft: int, window: Tensor, frames: int) -> Tensor:
         # frame f is centred on sample SEMANTIC_CONTEXT + SEMANTIC_HOP (f + 1/2) of the chunk
         centre = SEMANTIC_CONTEXT + SEMANTIC_HOP // 2
         left = n_fft // 2 - centre
@@ -159,7 +145,7 @@ class SemanticEncoderTrainer(TokenizerTrainer):
         torch.manual_seed(settings.seed)
         self.model = HubertModel(shape.hubert_config())
         self.targets = FrameTargets()
-        self.head = TargetHead(shape.hidden_size, 12 + N_MELS)
+        self.head = TargetHead(shape.hidden_size, FEATURES)
         self._fit_target_statistics()
         params = [*self.model.parameters(), *self.head.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)

@@ -19,7 +19,7 @@ from accompgen.train.codec import (
     kmeans_init,
     nearest,
 )
-from accompgen.train.semantic_encoder import N_MELS
+from accompgen.train.frame_features import FEATURES
 
 TINY = CodecShape(num_filters=4, hidden_size=16, codebook_size=32)
 FAST = CodecTrainSettings(steps=24, batch_size=2, autoencoder_steps=4, kmeans_batches=2, checkpoint_every=6)
@@ -119,7 +119,7 @@ def test_frame_features_mark_each_frames_pitch_class():
     t = torch.arange(24000) / 24000
     tones = torch.stack([torch.sin(2 * torch.pi * 440.0 * t), torch.sin(2 * torch.pi * 261.63 * t)])  # A4, C4
     features = FrameFeatures(24000, hop=320)(tones, frames=75)
-    assert features.shape == (2, 75, 12 + N_MELS)
+    assert features.shape == (2, 75, FEATURES)
     a, c = features[:, 10:-10, 9].mean(-1), features[:, 10:-10, 0].mean(-1)
     assert a[0] > a[1] and c[1] > c[0]
 

@@ -8,12 +8,8 @@ from accompgen.apps.recipe import QUICK
 from accompgen.core.semantic_framing import SEMANTIC_SAMPLE_RATE, semantic_chunk
 from accompgen.core.synth import sung_phrase
 from accompgen.tokenizers.semantic import HubertFeatures
-from accompgen.train.semantic_encoder import (
-    N_MELS,
-    FrameTargets,
-    SemanticEncoderTrainer,
-    SemanticTrainSettings,
-)
+from accompgen.train.frame_features import FEATURES
+from accompgen.train.semantic_encoder import FrameTargets, SemanticEncoderTrainer, SemanticTrainSettings
 
 TINY = QUICK.hubert_shape  # the quick recipe's encoder: seconds to train
 
@@ -23,7 +19,7 @@ def test_targets_have_one_frame_per_hubert_frame_and_hear_the_pitch():
     tone = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)  # A
     chunk = torch.from_numpy(semantic_chunk(tone, 0, 100))[None]
     targets = FrameTargets()(chunk)
-    assert targets.shape == (1, 100, 12 + N_MELS)
+    assert targets.shape == (1, 100, FEATURES)
     assert (targets[0, 5:-5, :12].argmax(-1) == 9).all()
 
 
