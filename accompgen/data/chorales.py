@@ -1,8 +1,11 @@
 """J. S. Bach's chorales as a vocal/accompaniment corpus that needs no download: music21 ships the scores.
 
-The soprano line is the "vocal", sung on a General-MIDI voice patch; alto, tenor and bass are the accompaniment,
-played on strings, organ, piano, ... Each training chorale is rendered several times with its own transposition,
-tempo, patches and velocity, so the models learn harmony rather than one timbre. Every chorale whose position in
+The soprano line is the "vocal"; alto, tenor and bass are the accompaniment, played on strings, organ, piano, ...
+Each training chorale is rendered several times with its own transposition, tempo, patches and velocity, its
+melody sung or played by one of many voices (General-MIDI voices and melody instruments, or an additive singer)
+through a recording chain of its own (level, tilt, room, noise), so the models learn harmony rather than one
+timbre. Held-out chorales keep the two General-MIDI choir patches and a clean chain, so their scores stay
+comparable. Every chorale whose position in
 the sorted list of music21's Bach paths is a multiple of HOLDOUT_EVERY is held out: rendered once, into `test/`,
 never trained on. Songs are written as the folders `accompgen prepare` reads (vocals + accompaniment).
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +24,15 @@ import soundfile as sf
 from accompgen.core.errors import UserError
 from accompgen.data.singer import Singer, sing
 from accompgen.data.stems import SongError
+from accompgen.data.training_voice import sing_additive
+from accompgen.data.vocal_chain import VocalChain
 
 HOLDOUT_EVERY = 10
 VOICES = ("Soprano", "Alto", "Tenor", "Bass")
-VOCAL_PATCHES = (52, 53)  # Choir Aahs, Voice Oohs
+VOCAL_PATCHES = (52, 53)  # Choir Aahs, Voice Oohs: the held-out songs' voices
+ADDITIVE_SINGER = -1  # not a General-MIDI program: accompgen.data.training_voice
+# Choir Aahs, Voice Oohs, Synth Voice, Lead 6 (voice), violin, viola, trumpet, alto sax, oboe, clarinet, flute
+TRAINING_VOCALS = (52, 53, 54, 85, 40, 41, 56, 65, 68, 71, 73, ADDITIVE_SINGER)
 ACCOMPANIMENT_PATCHES = (48, 49, 19, 20, 0, 6, 42)  # strings x2, church and reed organ, piano, harpsichord, cello
 TRANSPOSE_RANGE = 6  # semitones either way
 BPM_RANGE = (60, 100)
@@ -39,9 +47,10 @@ class Rendition:
 
     transpose: int  # semitones
     bpm: float  # quarter notes per minute
-    vocal_patch: int  # General-MIDI program of the soprano
+    vocal_patch: int  # General-MIDI program of the soprano, or ADDITIVE_SINGER
     accompaniment_patch: int  # General-MIDI program of alto, tenor and bass
     velocity: int
+    vocal_chain: VocalChain | None = None  # None: the vocal as rendered
 
     @property
     def seconds_per_quarter(self) -> float:
@@ -101,19 +110,27 @@ def read_chorale(path: Path, index: int) -> Chorale:
     return Chorale(path.name.removesuffix(path.suffix), index, voices)
 
 
-def random_renditions(name: str, count: int) -> list[Rendition]:
-    """`count` renditions drawn from a generator seeded by the chorale's name: re-runs draw the same ones."""
-    rng = np.random.default_rng(int(hashlib.sha1(name.encode()).hexdigest()[:12], 16))
-    return [
-        Rendition(
+def random_renditions(
+    name: str, count: int, vocals: tuple[int, ...] = VOCAL_PATCHES, chained: bool = False
+) -> list[Rendition]:
+    """`count` renditions drawn from a generator seeded by the chorale's name: re-runs draw the same ones. The
+    vocal is one of `vocals`; `chained` draws a recording chain for it too."""
+    rng = np.random.default_rng(_seed(name))
+    renditions = []
+    for _ in range(count):
+        rendition = Rendition(
             transpose=int(rng.integers(-TRANSPOSE_RANGE, TRANSPOSE_RANGE + 1)),
             bpm=float(round(rng.uniform(*BPM_RANGE))),
-            vocal_patch=int(rng.choice(VOCAL_PATCHES)),
+            vocal_patch=int(rng.choice(vocals)),
             accompaniment_patch=int(rng.choice(ACCOMPANIMENT_PATCHES)),
             velocity=int(rng.integers(*VELOCITY_RANGE)),
         )
-        for _ in range(count)
-    ]
+        renditions.append(replace(rendition, vocal_chain=VocalChain.draw(rng)) if chained else rendition)
+    return renditions
+
+
+def _seed(text: str) -> int:
+    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16)
 
 
 class SoundfontRenderer:
@@ -168,9 +185,17 @@ def render_chorale(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(vocal, accompaniment), equally long. With `unseen_voice` the soprano is sung by the evaluation singer
     (accompgen.data.singer) at the loudness of the patch it replaces, so that only the timbre differs."""
-    vocal = renderer.render(chorale.voices["Soprano"], rendition, rendition.vocal_patch)
+    rate = renderer.sample_rate
+    rng = np.random.default_rng(_seed(f"{chorale.name}:{rendition}"))  # the additive singer's and the chain's
+    if rendition.vocal_patch == ADDITIVE_SINGER:
+        notes = [(onset, length, pitch + rendition.transpose) for onset, length, pitch in chorale.voices["Soprano"]]
+        vocal = sing_additive(notes, rendition.seconds_per_quarter, rate, rng)
+    else:
+        vocal = renderer.render(chorale.voices["Soprano"], rendition, rendition.vocal_patch)
     if unseen_voice:
-        vocal = sung_like(vocal, chorale, rendition, renderer.sample_rate)
+        vocal = sung_like(vocal, chorale, rendition, rate)
+    if rendition.vocal_chain:
+        vocal = rendition.vocal_chain.apply(vocal, rate, rng)
     parts = [renderer.render(chorale.voices[v], rendition, rendition.accompaniment_patch) for v in VOICES[1:]]
     n = min(len(vocal), *(len(p) for p in parts))
     return vocal[:n], np.sum([p[:n] for p in parts], axis=0).astype(np.float32)
@@ -210,6 +235,7 @@ class CorpusSettings:
     sample_rate: int = 24000
     limit: int | None = None  # render only the first chorales of each split (quick runs)
     unseen_voice: bool = False  # only the held-out chorales, sung by a voice family no training uses
+    training_vocals: tuple[int, ...] = TRAINING_VOCALS  # the voices training renditions draw from
     soundfont: Path | None = None  # default: TimGM6mb.sf2 from pretty_midi
 
 
@@ -231,7 +257,10 @@ def write_corpus(
             progress(name, done, len(chosen))
         held_out = index % HOLDOUT_EVERY == 0
         split = "test" if held_out else "train"
-        renditions = random_renditions(name, 1 if held_out else settings.renditions)
+        if held_out:
+            renditions = random_renditions(name, 1)
+        else:
+            renditions = random_renditions(name, settings.renditions, settings.training_vocals, chained=True)
         folders = [out / split / (name if held_out else f"{name}-r{i}") for i in range(len(renditions))]
         if all(f.is_dir() for f in folders):
             report.reused.append(name)

@@ -15,7 +15,9 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, lfilter, sosfilt
+from scipy.signal import butter, lfilter, sosfilt
+
+from accompgen.data.vocal_chain import room
 
 # (F1..F5 Hz, bandwidths Hz) of five vowels of a female voice: typical textbook values, rounded
 VOWELS = {
@@ -85,7 +87,7 @@ def sing(
     vowels = rng.choice(list(VOWELS), len(notes))
     audio = _vocal_tract(source * level, note, vowels, singer.tract_scale, sample_rate)
     audio += _consonants(rng, onsets, sample_rate, n, singer.consonants)
-    audio = _room(rng, audio, sample_rate, singer.room)
+    audio = room(audio, sample_rate, singer.room, 0.4, rng)
     return np.asarray(0.5 * audio / max(float(np.abs(audio).max()), 1e-9), dtype=np.float32)
 
 
@@ -162,12 +164,3 @@ def _consonants(rng: np.random.Generator, onsets: np.ndarray, rate: int, n: int,
         burst = sosfilt(sos, rng.standard_normal(length)) * np.hanning(length)
         out[start : start + length] += 0.3 * burst[: n - start]
     return out
-
-
-def _room(rng: np.random.Generator, audio: np.ndarray, rate: int, wet: float) -> np.ndarray:
-    """A small room: exponentially decaying noise as the impulse response (RT60 about 0.4 s)."""
-    length = round(0.5 * rate)
-    decay = np.exp(-6.9 * np.arange(length) / (0.4 * rate))
-    response = rng.standard_normal(length) * decay
-    reverberant = fftconvolve(audio, response / np.sqrt((response**2).sum()))[: len(audio)]
-    return (1 - wet) * audio + wet * reverberant

@@ -9,16 +9,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accompgen.data.chorales import (
+    ADDITIVE_SINGER,
     BPM_RANGE,
     HOLDOUT_EVERY,
+    TRAINING_VOCALS,
     TRANSPOSE_RANGE,
+    VOCAL_PATCHES,
     CorpusSettings,
+    Rendition,
+    SoundfontRenderer,
     chorale_paths,
+    default_soundfont,
     random_renditions,
     read_chorale,
+    render_chorale,
     write_corpus,
 )
 from accompgen.data.stems import SongError, folder_songs
+from accompgen.data.vocal_chain import VocalChain
 
 pytest.importorskip("music21")
 pytest.importorskip("tinysoundfont")
@@ -61,11 +69,18 @@ def test_renditions_are_drawn_from_the_name_and_stay_in_range():
     assert random_renditions("bwv1.6", 3) != random_renditions("bwv10.7", 3)
 
 
+def test_held_out_songs_keep_the_rendition_every_published_score_was_measured_on():
+    assert random_renditions("bwv1.6", 1) == [Rendition(-4, 78.0, 52, 49, 97, vocal_chain=None)]
+
+
 @given(st.text(min_size=1, max_size=20), st.integers(min_value=1, max_value=4))
 def test_rendition_settings_lie_in_their_ranges(name, count):
     for rendition in random_renditions(name, count):
         assert -TRANSPOSE_RANGE <= rendition.transpose <= TRANSPOSE_RANGE
         assert BPM_RANGE[0] <= rendition.bpm <= BPM_RANGE[1]
+        assert rendition.vocal_patch in VOCAL_PATCHES and rendition.vocal_chain is None
+    for rendition in random_renditions(name, count, TRAINING_VOCALS, chained=True):
+        assert rendition.vocal_patch in TRAINING_VOCALS and rendition.vocal_chain is not None
 
 
 def test_a_score_that_does_not_parse_is_a_song_error(tmp_path):
@@ -111,3 +126,19 @@ def test_the_unseen_voice_sings_only_held_out_songs_over_the_same_accompaniment(
     assert np.array_equal(sf.read(song / "accompaniment.flac", dtype="float32")[0], accompaniment)
     assert len(sung) == len(accompaniment) and not np.allclose(sung, patch, atol=0.01)
     assert np.sqrt(np.mean(sung**2)) == pytest.approx(np.sqrt(np.mean(patch**2)), rel=0.01)
+
+
+def test_a_training_vocal_may_be_the_additive_singer_through_a_recording_chain():
+    from accompgen.core.music import chroma
+
+    index = 1  # a training chorale
+    chorale = read_chorale(chorale_paths()[index], index)
+    chain = VocalChain(gain_db=-6.0, tilt_db=3.0, reverb=0.2, rt60_s=0.4, noise_snr_db=30.0)
+    rendition = Rendition(2, 90.0, ADDITIVE_SINGER, 48, 90, vocal_chain=chain)
+    renderer = SoundfontRenderer(default_soundfont(), 24000)
+    vocal, accompaniment = render_chorale(chorale, rendition, renderer)
+    assert len(vocal) == len(accompaniment) and vocal.dtype == np.float32
+    onset, length, pitch = chorale.voices["Soprano"][0]
+    spq = rendition.seconds_per_quarter
+    first = vocal[round(onset * spq * 24000) : round((onset + length) * spq * 24000)]
+    assert chroma(first, 24000).vectors.mean(axis=0).argmax() == (pitch + rendition.transpose) % 12
