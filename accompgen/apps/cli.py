@@ -335,8 +335,13 @@ def train_semantic_encoder(args: argparse.Namespace) -> None:
 
 def recipe(args: argparse.Namespace) -> None:
     from accompgen.apps.recipe import RECIPES, run_recipe
+    from accompgen.apps.settings_override import override
 
-    run_recipe(args.out, RECIPES["quick" if args.quick else "full"], "quick" if args.quick else "full")
+    kind = "quick" if args.quick else "full"
+    settings = RECIPES[kind]
+    for assignment in args.set:
+        settings = override(settings, assignment)
+    run_recipe(args.out, settings, kind)
 
 
 def eval_music(args: argparse.Namespace) -> None:
@@ -528,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("corpus", choices=("chorales",), help="the corpus to train on")
     rec.add_argument("--out", required=True, type=Path, help="run folder (a second run resumes it)")
     rec.add_argument("--quick", action="store_true", help="a few chorales and tiny sizes: minutes, not hours")
+    rec.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting, e.g. codec.semantic_weight=1.0 or stages.coarse.steps=2500 (repeatable; "
+        "a run folder resumes only with the same ones)",
+    )
     rec.set_defaults(run=recipe)
 
     em = commands.add_parser("eval-music", help="vocal-accompaniment consonance of a bundle on held-out songs")
