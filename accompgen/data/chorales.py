@@ -5,9 +5,9 @@ Each training chorale is rendered several times with its own transposition, temp
 melody sung or played by one of many voices (General-MIDI voices and melody instruments, or an additive singer)
 through a recording chain of its own (level, tilt, room, noise), so the models learn harmony rather than one
 timbre. Held-out chorales keep the two General-MIDI choir patches and a clean chain, so their scores stay
-comparable. Every chorale whose position in
-the sorted list of music21's Bach paths is a multiple of HOLDOUT_EVERY is held out: rendered once, into `test/`,
-never trained on. Songs are written as the folders `accompgen prepare` reads (vocals + accompaniment).
+comparable. Every chorale whose position in the sorted list of music21's Bach paths is a multiple of
+HOLDOUT_EVERY is held out: rendered once, into `test/`, never trained on. Songs are written as the folders
+`accompgen prepare` reads (vocals + accompaniment).
 """
 
 from __future__ import annotations
