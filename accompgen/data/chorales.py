@@ -188,8 +188,7 @@ def render_chorale(
     rate = renderer.sample_rate
     rng = np.random.default_rng(_seed(f"{chorale.name}:{rendition}"))  # the additive singer's and the chain's
     if rendition.vocal_patch == ADDITIVE_SINGER:
-        notes = [(onset, length, pitch + rendition.transpose) for onset, length, pitch in chorale.voices["Soprano"]]
-        vocal = sing_additive(notes, rendition.seconds_per_quarter, rate, rng)
+        vocal = sing_additive(melody(chorale, rendition), rendition.seconds_per_quarter, rate, rng)
     else:
         vocal = renderer.render(chorale.voices["Soprano"], rendition, rendition.vocal_patch)
     if unseen_voice:
@@ -201,11 +200,21 @@ def render_chorale(
     return vocal[:n], np.sum([p[:n] for p in parts], axis=0).astype(np.float32)
 
 
+def melody(chorale: Chorale, rendition: Rendition) -> list[tuple[float, float, int]]:
+    """The soprano's notes in the rendition's key, for the synthesized singers."""
+    return [(onset, length, pitch + rendition.transpose) for onset, length, pitch in chorale.voices["Soprano"]]
+
+
 def sung_like(patch: np.ndarray, chorale: Chorale, rendition: Rendition, sample_rate: int) -> np.ndarray:
     """The soprano sung by the evaluation singer of this chorale, as long as `patch` (the same notes played) and at
     its RMS."""
-    notes = [(onset, length, pitch + rendition.transpose) for onset, length, pitch in chorale.voices["Soprano"]]
-    voice = sing(notes, rendition.seconds_per_quarter, sample_rate, Singer.for_song(chorale.name), seed=chorale.index)
+    voice = sing(
+        melody(chorale, rendition),
+        rendition.seconds_per_quarter,
+        sample_rate,
+        Singer.for_song(chorale.name),
+        seed=chorale.index,
+    )
     voice = np.pad(voice, (0, max(0, len(patch) - len(voice))))[: len(patch)]  # both ring out about 1 s
     rms = float(np.sqrt(np.mean(voice**2)))
     return np.asarray(voice * np.sqrt(np.mean(patch**2)) / max(rms, 1e-9), dtype=np.float32)
