@@ -171,8 +171,8 @@ class SoundfontRenderer:
             else:
                 self.synth.noteoff(0, pitch)
         chunks.append(self._generate(round(RELEASE_S * self.sample_rate)))
-        self.synth.notes_off()
-        self._generate(self.sample_rate // 10)  # let the voices die before the next render
+        self.synth.sounds_off()  # a release still ringing would leak into the next part or song
+        self._generate(self.sample_rate // 10)  # sounds_off fades each voice out quickly, not at once
         return np.concatenate(chunks)
 
     def _generate(self, samples: int) -> np.ndarray:

@@ -142,3 +142,16 @@ def test_a_training_vocal_may_be_the_additive_singer_through_a_recording_chain()
     spq = rendition.seconds_per_quarter
     first = vocal[round(onset * spq * 24000) : round((onset + length) * spq * 24000)]
     assert chroma(first, 24000).vectors.mean(axis=0).argmax() == (pitch + rendition.transpose) % 12
+
+
+def test_a_render_does_not_hear_the_one_before_it():
+    """A long release (choir pads ring for seconds) must not leak into the next part or song: the corpus is then
+    the same whether rendered whole, limited or resumed."""
+    renderer = SoundfontRenderer(default_soundfont(), 24000)
+    rendition = Rendition(0, 90.0, 52, 52, 97)
+    held = [(0.0, 4.0, 60), (0.0, 4.0, 64), (0.0, 4.0, 67)]
+    short = [(0.0, 1.0, 72)]
+    alone = renderer.render(short, rendition, rendition.vocal_patch)
+    renderer.render(held, rendition, rendition.vocal_patch)
+    after = renderer.render(short, rendition, rendition.vocal_patch)
+    np.testing.assert_array_equal(after, alone)
