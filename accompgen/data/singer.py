@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import butter, lfilter, sosfilt
 
+from accompgen.data.sung_notes import SungNotes, wander
 from accompgen.data.vocal_chain import room
 
 # (F1..F5 Hz, bandwidths Hz) of five vowels of a female voice: typical textbook values, rounded
@@ -66,27 +67,23 @@ def sing(
 ) -> np.ndarray:
     """(onset, duration in quarters, MIDI pitch) notes -> mono float32 audio, RELEASE_S after the last note."""
     rng = np.random.default_rng(seed)
-    onsets = np.array([onset for onset, _, _ in notes]) * seconds_per_quarter
-    ends = np.maximum(onsets + 0.05, (np.array([o + d for o, d, _ in notes])) * seconds_per_quarter - NOTE_GAP_S)
-    pitches = np.array([pitch for _, _, pitch in notes], dtype=float)
-    n = round((ends.max() + 1.0) * sample_rate)
-    t = np.arange(n) / sample_rate
-    note = np.clip(np.searchsorted(onsets, t, side="right") - 1, 0, len(notes) - 1)
-    semitones = _smooth(pitches[note], round(GLIDE_S * sample_rate))
-    since_onset = t - onsets[note]
+    sung = SungNotes.of(notes, seconds_per_quarter, sample_rate, NOTE_GAP_S, min_length_s=0.05)
+    t, note, n = sung.t, sung.note, sung.samples
+    semitones = _smooth(sung.pitches[note], round(GLIDE_S * sample_rate))
+    since_onset = t - sung.onsets[note]
     depth = singer.vibrato_semitones * np.clip((since_onset - singer.vibrato_delay_s) / 0.3, 0.0, 1.0)
     semitones += depth * np.sin(2 * np.pi * singer.vibrato_hz * t)
-    semitones += singer.jitter_semitones * _wander(rng, n, sample_rate, hz=8.0)
+    semitones += singer.jitter_semitones * wander(rng, n, sample_rate, hz=8.0)
     f0 = 440.0 * 2 ** ((semitones - 69) / 12)
     phase = np.cumsum(f0) / sample_rate
     flow = _rosenberg(phase % 1.0)
     voiced = np.diff(flow, prepend=0.0) * sample_rate / f0.mean()  # the lips radiate the flow's derivative
-    voiced *= 1.0 + singer.shimmer * _wander(rng, n, sample_rate, hz=12.0)
+    voiced *= 1.0 + singer.shimmer * wander(rng, n, sample_rate, hz=12.0)
     source = voiced + singer.breath * rng.standard_normal(n) * (0.3 + flow)
-    level = _note_envelope(t, onsets, ends, note, sample_rate)
+    level = _note_envelope(sung, sample_rate)
     vowels = rng.choice(list(VOWELS), len(notes))
     audio = _vocal_tract(source * level, note, vowels, singer.tract_scale, sample_rate)
-    audio += _consonants(rng, onsets, sample_rate, n, singer.consonants)
+    audio += _consonants(rng, sung.onsets, sample_rate, n, singer.consonants)
     audio = room(audio, sample_rate, singer.room, 0.4, rng)
     return np.asarray(0.5 * audio / max(float(np.abs(audio).max()), 1e-9), dtype=np.float32)
 
@@ -107,16 +104,10 @@ def _smooth(values: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(padded, kernel / kernel.sum(), mode="valid")
 
 
-def _wander(rng: np.random.Generator, n: int, rate: int, hz: float) -> np.ndarray:
-    """Unit-deviation noise low-passed at `hz`: the slow irregularity of a real voice."""
-    sos = butter(2, hz, fs=rate, output="sos")
-    noise = sosfilt(sos, rng.standard_normal(n))
-    return np.asarray(noise / max(float(noise.std()), 1e-9))
-
-
-def _note_envelope(t: np.ndarray, onsets: np.ndarray, ends: np.ndarray, note: np.ndarray, rate: int) -> np.ndarray:
-    attack = np.clip((t - onsets[note]) / ATTACK_S, 0.0, 1.0)
-    release = np.clip((ends[note] + RELEASE_S - t) / RELEASE_S, 0.0, 1.0)
+def _note_envelope(sung: SungNotes, rate: int) -> np.ndarray:
+    t, note = sung.t, sung.note
+    attack = np.clip((t - sung.onsets[note]) / ATTACK_S, 0.0, 1.0)
+    release = np.clip((sung.ends[note] + RELEASE_S - t) / RELEASE_S, 0.0, 1.0)
     phrase = 0.8 + 0.2 * np.sin(2 * np.pi * t / 7.0)  # a slow swell, as phrases have
     return _smooth(attack * release, round(0.01 * rate)) * phrase
 

@@ -10,9 +10,9 @@ training path uses.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, sosfilt
 
 from accompgen.core.synth import harmonic_voice
+from accompgen.data.sung_notes import SungNotes, wander
 
 # F1-F3 (Hz) of five vowels, a mid-sized vocal tract: ah, eh, ee, oh, oo
 FORMANTS = np.array(
@@ -27,19 +27,15 @@ def sing_additive(
 ) -> np.ndarray:
     """(onset, duration in quarters, MIDI pitch) notes -> mono float32 audio peaking at 0.5, one second past the
     last note's end."""
-    onsets = np.array([onset for onset, _, _ in notes]) * seconds_per_quarter
-    ends = np.array([onset + length for onset, length, _ in notes]) * seconds_per_quarter - NOTE_GAP_S
-    pitches = np.array([pitch for _, _, pitch in notes], dtype=float)
-    n = round((ends.max() + 1.0) * sample_rate)
-    t = np.arange(n) / sample_rate
-    note = np.clip(np.searchsorted(onsets, t, side="right") - 1, 0, len(notes) - 1)
+    sung = SungNotes.of(notes, seconds_per_quarter, sample_rate, NOTE_GAP_S)
+    t, note = sung.t, sung.note
     vibrato = rng.uniform(0.1, 0.5) * np.sin(2 * np.pi * rng.uniform(4.5, 7.0) * t + rng.uniform(0, 2 * np.pi))
-    wander = sosfilt(butter(2, 4.0, fs=sample_rate, output="sos"), rng.standard_normal(n))
-    semitones = pitches[note] + vibrato + rng.uniform(0.0, 0.1) * wander / max(float(wander.std()), 1e-9)
+    drift = wander(rng, sung.samples, sample_rate, 4.0)
+    semitones = sung.pitches[note] + vibrato + rng.uniform(0.0, 0.1) * drift
     f0 = 440.0 * 2 ** ((semitones - 69) / 12)
     vowels = rng.integers(len(FORMANTS), size=len(notes))
     voice = harmonic_voice(f0, FORMANTS[vowels][note] * rng.uniform(*TRACT_SCALE), sample_rate)
-    attack = np.clip((t - onsets[note]) / rng.uniform(0.02, 0.1), 0.0, 1.0)
-    release = np.clip((ends[note] - t) / 0.05, 0.0, 1.0)
-    audio = voice * attack * release + rng.uniform(0.0, 0.05) * rng.standard_normal(n) * attack * release
+    attack = np.clip((t - sung.onsets[note]) / rng.uniform(0.02, 0.1), 0.0, 1.0)
+    release = np.clip((sung.ends[note] - t) / 0.05, 0.0, 1.0)
+    audio = voice * attack * release + rng.uniform(0.0, 0.05) * rng.standard_normal(sung.samples) * attack * release
     return np.asarray(0.5 * audio / max(float(np.abs(audio).max()), 1e-9), dtype=np.float32)
