@@ -354,13 +354,15 @@ def eval_music(args: argparse.Namespace) -> None:
         from accompgen.apps.ladder import evaluate_ladder, print_ladder
 
         with Console(stderr=True).status("rendering the ladder") as status:
-            report = evaluate_ladder(args.bundle, song_sources(args), settings, args.codec, args.device, status.update)
+            report = evaluate_ladder(
+                args.bundle, song_sources(args), settings, args.codec, args.device, status.update, args.first_codebooks
+            )
         args.out.write_text(json.dumps(report, indent=2))
         print_ladder(report)
         print(f"wrote {args.out}")
         return
-    if args.codec:
-        raise UserError("--codec serves the ladder's codec rungs: give --ladder too")
+    if args.codec or args.first_codebooks:
+        raise UserError("--codec and --first-codebooks serve the ladder's rungs: give --ladder too")
     bundles = {"bundle": args.bundle}
     if args.against_random:
         from accompgen.apps.demo import random_bundle
@@ -371,6 +373,15 @@ def eval_music(args: argparse.Namespace) -> None:
     args.out.write_text(json.dumps(report, indent=2))
     print_report(report)
     print(f"wrote {args.out}")
+
+
+def codebook_counts(text: str) -> tuple[int, ...]:
+    """ "1,2" -> (1, 2), for argparse."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give whole numbers separated by commas, e.g. 1,2; not {text!r}") from None
+    return tuple(sorted(set(counts)))
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -557,6 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="score every rung from the real accompaniment to the model: codec, oracle stages, full, preview",
     )
     em.add_argument("--codec", type=Path, help="the codec the bundle's tokens come from (RUN/codec): rungs B and F")
+    em.add_argument(
+        "--first-codebooks",
+        type=codebook_counts,
+        default=(),
+        metavar="K[,K...]",
+        help="also rungs B and E cut to their first K codebooks (what fewer coarse codebooks could give), e.g. 1,2",
+    )
     em.add_argument("--out", type=Path, default=Path("eval-music.json"))
     em.set_defaults(run=eval_music)
     return parser

@@ -7,7 +7,9 @@ For every held-out clip each rung renders an accompaniment, and every rung is sc
 - E  the real accompaniment's semantic tokens through the coarse and fine stages (an oracle semantic stage);
 - F  the real coarse codes through the fine stage (an oracle coarse stage);
 - C  the model, from the vocal alone;
-- D  the model's preview (no fine stage).
+- D  the model's preview (no fine stage);
+- B_k and E_k, on request: B's and E's codes cut to their first k codebooks, what a coarse stage that writes only k
+     could sound like at best (B_k) and with this model's tokens (E_k).
 Scores per rung: VAC matched / cross-paired / gap / p (accompgen.apps.music_eval), harmonic share, spectral
 flatness and chord movement with the melody (accompgen.core.listening), and the Frechet distance between log-mel
 frames of the rung and of the real accompaniments (accompgen.evaluation.fad). B and F need the codec's encoder,
@@ -26,6 +28,7 @@ import torch
 
 from accompgen.apps.music_eval import Clip, MusicEvalSettings, pairing_scores, read_clips
 from accompgen.core.audio import fit_length, resample
+from accompgen.core.errors import UserError
 from accompgen.core.listening import chord_movement, harmonic_share, spectral_flatness
 from accompgen.core.pipeline import generate_codes
 from accompgen.core.tokens import frames_for
@@ -46,6 +49,13 @@ RUNGS = {
 NEEDS_CODEC = ("B", "B_coarse", "F")
 
 
+def first_codebooks_titles(counts: tuple[int, ...]) -> dict[str, str]:
+    """The rungs cut to their first k codebooks, in the ladder's order (all B_k, then all E_k)."""
+    return {f"B_{k}": f"codec round trip, first {k} codebook(s)" for k in counts} | {
+        f"E_{k}": f"E's first {k} codebook(s)" for k in counts
+    }
+
+
 @dataclass(frozen=True)
 class LadderRenderer:
     """Renders every rung of one clip with a bundle's runtime (and the codec's encoder, when given)."""
@@ -53,6 +63,7 @@ class LadderRenderer:
     engine: Engine
     codec: Codec | None
     seconds: float
+    first_codebooks: tuple[int, ...] = ()  # also render B and E cut to their first k codebooks
 
     def rungs(self, clip: Clip, seed: int) -> dict[str, np.ndarray]:
         manifest = self.engine.manifest
@@ -64,25 +75,25 @@ class LadderRenderer:
 
         def model(preview: bool = False, **given: np.ndarray) -> np.ndarray:
             factories = self.engine.inference_factories()
-            codes = generate_codes(
-                layout, plans, vocal_ids, self.seconds, factories, options, preview=preview, given=given
-            )
-            return self.render(codes, rate)
+            return generate_codes(layout, plans, vocal_ids, self.seconds, factories, options, preview, given=given)
 
+        oracle_semantic = model(inst_semantic=real_semantic)
         out = {
             "A": clip.accompaniment,
-            "E": model(inst_semantic=real_semantic),
-            "C": model(),
-            "D": model(preview=True),
+            "E": self.render(oracle_semantic, rate),
+            "C": self.render(model(), rate),
+            "D": self.render(model(preview=True), rate),
         }
+        out |= {f"E_{k}": self.render(oracle_semantic[:, :k], rate) for k in self.first_codebooks}
         if self.codec is not None:
             codes = self.real_codes(clip)
             coarse = codes[:, : layout.coarse_codebooks]
             out |= {
                 "B": self.render(codes, rate),
                 "B_coarse": self.render(coarse, rate),
-                "F": model(inst_semantic=real_semantic, coarse=coarse),
+                "F": self.render(model(inst_semantic=real_semantic, coarse=coarse), rate),
             }
+            out |= {f"B_{k}": self.render(codes[:, :k], rate) for k in self.first_codebooks}
         return out
 
     def real_codes(self, clip: Clip) -> np.ndarray:
@@ -124,12 +135,20 @@ def evaluate_ladder(
     codec_dir: Path | None = None,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    first_codebooks: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """Every rung's scores on the same held-out clips; song i generates with seed + i, as eval-music does."""
-    clips, skipped = read_clips(sources, settings)
+    """Every rung's scores on the same held-out clips; song i generates with seed + i, as eval-music does.
+    `first_codebooks`: also B_k and E_k for each k given (1 <= k < the bundle's codebooks)."""
     engine = Engine(bundle, device)
+    codebooks = engine.manifest.tokens.num_codebooks
+    if not all(1 <= k < codebooks for k in first_codebooks):
+        raise UserError(
+            f"first codebooks {', '.join(map(str, first_codebooks))}: each must lie in 1..{codebooks - 1}, "
+            f"fewer than the bundle's {codebooks}"
+        )
+    clips, skipped = read_clips(sources, settings)
     codec = Codec.from_pretrained(codec_dir, engine.manifest.tokens) if codec_dir else None
-    renderer = LadderRenderer(engine, codec, settings.seconds)
+    renderer = LadderRenderer(engine, codec, settings.seconds, first_codebooks)
     rendered: dict[str, list[np.ndarray]] = {}
     for i, clip in enumerate(clips):
         if progress:
@@ -145,12 +164,13 @@ def evaluate_ladder(
         "skipped": skipped,
         "rungs": {},
     }
-    for rung, title in RUNGS.items():
+    for rung, title in (RUNGS | first_codebooks_titles(first_codebooks)).items():
         if rung in rendered:
             scores = score_rung(vocals, rendered[rung], real, rate, settings.permutations)
             report["rungs"][rung] = {"title": title, **scores}
     if codec is None:
-        report["not_measured"] = {rung: "needs the codec's encoder (--codec RUN/codec)" for rung in NEEDS_CODEC}
+        needs_codec = NEEDS_CODEC + tuple(f"B_{k}" for k in first_codebooks)
+        report["not_measured"] = {rung: "needs the codec's encoder (--codec RUN/codec)" for rung in needs_codec}
     return report
 
 

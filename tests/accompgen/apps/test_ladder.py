@@ -32,16 +32,17 @@ def tiny_codec_dir(tmp_path_factory, tiny_parts):
 def test_every_rung_is_rendered_and_scored(tiny_bundle, tiny_codec_dir, songs, tmp_path, capsys):
     out = tmp_path / "ladder.json"
     args = ["eval-music", "--bundle", str(tiny_bundle), "--data", str(songs), "--songs", "4", "--seconds", "2"]
-    assert main([*args, "--ladder", "--codec", str(tiny_codec_dir), "--out", str(out)]) == 0
+    ladder = ["--ladder", "--codec", str(tiny_codec_dir), "--first-codebooks", "2,1", "--out", str(out)]
+    assert main([*args, *ladder]) == 0
     report = json.loads(out.read_text())
-    assert set(report["rungs"]) == set(RUNGS) and "not_measured" not in report
+    assert list(report["rungs"]) == [*RUNGS, "B_1", "B_2", "E_1", "E_2"] and "not_measured" not in report
     real = report["rungs"]["A"]
     assert real["frechet_log_mel"] == pytest.approx(0.0, abs=1e-6)  # the real accompaniments against themselves
     for scores in report["rungs"].values():
         assert {"matched", "gap", "p_value", "harmonic_share", "flatness", "chord_movement"} <= set(scores)
         assert 0 <= scores["harmonic_share"] <= 1 and 0 <= scores["flatness"] <= 1
     printed = capsys.readouterr().out
-    assert "B_coarse: codec round trip, coarse codebooks" in printed
+    assert "B_coarse: codec round trip, coarse codebooks" in printed and "E_1: E's first 1 codebook(s)" in printed
 
 
 @pytest.mark.slow
@@ -70,7 +71,21 @@ def test_too_few_songs_short_songs_and_songs_without_accompaniment_are_named(tin
     assert not (tmp_path / "x.json").exists()
 
 
-def test_a_codec_without_the_ladder_is_refused(tiny_bundle, songs, tmp_path, capsys):
-    args = ["eval-music", "--bundle", str(tiny_bundle), "--data", str(songs), "--codec", str(tmp_path)]
-    assert main(args) == 2
-    assert "--codec serves the ladder" in capsys.readouterr().err
+@pytest.mark.parametrize("extra", [["--codec", "."], ["--first-codebooks", "1"]])
+def test_ladder_options_without_the_ladder_are_refused(tiny_bundle, songs, extra, capsys):
+    assert main(["eval-music", "--bundle", str(tiny_bundle), "--data", str(songs), *extra]) == 2
+    assert "--codec and --first-codebooks serve the ladder's rungs: give --ladder too" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("counts", ["0", "1,8"])
+def test_first_codebooks_outside_the_bundles_are_refused(tiny_bundle, songs, tmp_path, counts, capsys):
+    args = ["eval-music", "--bundle", str(tiny_bundle), "--data", str(songs), "--ladder", "--first-codebooks", counts]
+    assert main([*args, "--out", str(tmp_path / "x.json")]) == 2
+    assert "each must lie in 1..7, fewer than the bundle's 8" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_first_codebooks_must_be_numbers(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval-music", "--bundle", ".", "--data", ".", "--ladder", "--first-codebooks", "1,two"])
+    assert "give whole numbers separated by commas, e.g. 1,2; not '1,two'" in capsys.readouterr().err
