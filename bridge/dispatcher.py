@@ -28,11 +28,11 @@ def handle_packet(state: BridgeState, data: bytes, peer: Peer, token: str | None
 
 
 def handle_message(state: BridgeState, address: str, args: list[Any], peer: Peer, token: str | None) -> list[Reply]:
+    args, credentials = split_credentials(args)  # before is_reply: a token makes a request as long as a reply
     if is_reply(address, args):
         return []  # never answer a reply: two bridges (or a bridge and itself) would talk forever
     job_id = args[0] if address != "/accompgen/generate" and args and isinstance(args[0], str) else ""
     try:
-        args, credentials = split_credentials(args)
         authorize(credentials.get("token"), token)
         local = state.local_key is not None and same_secret(credentials.get("local_key"), state.local_key)
         handler = HANDLERS.get(address)

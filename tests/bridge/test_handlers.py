@@ -178,3 +178,10 @@ def test_only_the_user_who_started_the_bridge_can_stop_it(state):
     assert stops == []
     replies, _ = ask(state, "/accompgen/stop", "local_key", "the-key")
     assert replies[0][1][0] == "/accompgen/stopping" and stops == [True]
+
+
+def test_a_request_with_credentials_is_not_taken_for_a_reply(state, vocal):
+    """`/accompgen/status <job_id> token <t>` has a reply's three arguments until the token is taken off."""
+    ((_, (_, (job_id, _))),), _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "token", "t", token="t")
+    ((_, (address, args)),), _ = ask(state, "/accompgen/status", job_id, "token", "t", token="t")
+    assert address == "/accompgen/status" and args[:2] == [job_id, "queued"]
