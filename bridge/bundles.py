@@ -1,5 +1,5 @@
-"""The bundles a bridge can serve without being told a path: the ones installed with AccompGen and those in
-STATE_DIR/bundles (a DAW's settings offer them)."""
+"""Which bundles a bridge serves: the ones installed with AccompGen and those in STATE_DIR/bundles (found without
+being told a path; a DAW's settings offer them), and any folder given with `--bundle`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import accompgen
 from accompgen.core.bundle import MANIFEST, BundleError, load_bundle
+from accompgen.core.errors import UserError
 
 INSTALLED = Path(accompgen.__file__).parent / "bundles"  # the trained chorale bundle comes with the package
 
@@ -26,19 +27,59 @@ def bundle_folders(state_dir: Path) -> list[Path]:
     return [INSTALLED, state_dir / "bundles"]
 
 
+def bundles_in(folder: Path) -> list[Path]:
+    """The folders holding a manifest directly inside `folder`, by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file())
+
+
+def summary_of(bundle: Path) -> str:
+    """ "chorales, int8": the model and its weights, or why it cannot be served (its graphs' hashes are not checked
+    here: the bridge checks them when it loads one)."""
+    try:
+        manifest = load_bundle(bundle, check_hashes=False)
+    except BundleError as err:
+        return f"cannot be served: {err}"
+    weights = manifest.quantization if manifest.quantization != "none" else manifest.precision
+    return f"{manifest.model}, {weights}"
+
+
 def find_bundles(folders: list[Path]) -> list[FoundBundle]:
-    """Every folder holding a manifest directly inside `folders`, in order, each named for what it holds (its
-    graphs' hashes are not checked here: the bridge checks them when it loads one)."""
-    found = []
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for candidate in sorted(p for p in folder.iterdir() if (p / MANIFEST).is_file()):
-            try:
-                manifest = load_bundle(candidate, check_hashes=False)
-                weights = manifest.quantization if manifest.quantization != "none" else manifest.precision
-                summary = f"{manifest.model}, {weights}"
-            except BundleError as err:
-                summary = f"cannot be served: {err}"
-            found.append(FoundBundle(candidate.name, str(candidate), summary))
-    return found
+    """Every bundle directly inside `folders`, in order, each named for what it holds."""
+    return [FoundBundle(p.name, str(p), summary_of(p)) for folder in folders for p in bundles_in(folder)]
+
+
+def served_bundles(given: list[Path], found_in: list[Path]) -> dict[str, Path]:
+    """The bundles to serve by name, the default first: each of `given` (a bundle, or a folder of bundles), then
+    every bundle in `found_in`. A folder reached twice is served once; a request names a bundle by its folder's
+    name, so two folders of one name are refused."""
+    candidates = [bundle for path in given for bundle in _given_bundles(path)]
+    candidates += [bundle for folder in found_in for bundle in bundles_in(folder)]
+    served: dict[str, Path] = {}
+    for bundle in candidates:
+        other = served.get(bundle.name)
+        if other is not None and other.resolve() != bundle.resolve():
+            raise UserError(
+                f"two bundles are named {bundle.name}: {other} and {bundle}. Requests name a bundle by its folder: "
+                "rename one folder"
+            )
+        served.setdefault(bundle.name, bundle)
+    if not served:
+        raise UserError(
+            f"no bundle to serve: none is installed or in {found_in[-1] if found_in else 'the state folder'}. "
+            "Give a folder written by `accompgen export` with --bundle"
+        )
+    return served
+
+
+def _given_bundles(path: Path) -> list[Path]:
+    if (path / MANIFEST).is_file():
+        return [path]
+    inside = bundles_in(path)
+    if not inside:
+        raise UserError(
+            f"--bundle {path}: no {MANIFEST} in it or in the folders inside it. Give a folder written by "
+            "`accompgen export`, or a folder of such folders"
+        )
+    return inside

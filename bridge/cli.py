@@ -47,8 +47,9 @@ def serve(args: argparse.Namespace) -> None:
 
     log_to_state_dir(args.state_dir)
     config = ServerConfig(
-        bundle=args.bundle,
+        bundles=tuple(args.bundle),
         state_dir=args.state_dir,
+        serve_found=args.found or not args.bundle,
         host=args.host,
         osc_port=args.osc_port,
         tcp_port=args.tcp_port,
@@ -121,7 +122,7 @@ def client_for(args: argparse.Namespace) -> Any:
         if address is None:
             raise UserError(
                 f"no bridge is listening: none has written bridge.json to {args.state_dir}. "
-                "Start one with `accompgen-bridge serve --bundle DIR`, or give --port"
+                "Start one with `accompgen-bridge serve`, or give --port"
             )
         port = address["tcp_port"]
     # the bridge of this state dir: its local key says this request comes from the user who started it
@@ -138,7 +139,17 @@ def reply_json(reply: tuple[str, list[Any]], fields: list[str]) -> dict[str, Any
     return dict(zip(fields, values, strict=False))
 
 
-SUBMIT_KEYS = ("seed", "cfg_scale", "temperature", "top_k", "variations", "quality", "sample_rate", "output_dir")
+SUBMIT_KEYS = (
+    "seed",
+    "cfg_scale",
+    "temperature",
+    "top_k",
+    "variations",
+    "quality",
+    "sample_rate",
+    "output_dir",
+    "bundle",
+)
 
 
 def submit(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,9 +210,14 @@ def cancel(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ping(args: argparse.Namespace) -> dict[str, Any]:
+    """The bridge's version and the bundles it serves, the default first."""
     client = client_for(args)
     version = reply_json(client.call("/accompgen/ping", [], ("/accompgen/pong",)), ["version"])
-    return {**version, "host": client.host, "port": client.port}
+    address, listed = client.call("/accompgen/bundles", [], ("/accompgen/bundles",))
+    if address == "/accompgen/error":
+        reply_json((address, listed), [])
+    served = [{"name": name, "summary": summary} for name, summary in zip(listed[0::2], listed[1::2], strict=True)]
+    return {**version, "host": client.host, "port": client.port, "bundles": served}
 
 
 def stop(args: argparse.Namespace) -> dict[str, Any]:
@@ -314,7 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser = functools.partial(commands.add_parser, parents=[everywhere])  # type: ignore[method-assign]
 
     p = commands.add_parser("serve", help="serve OSC over UDP and TCP")
-    p.add_argument("--bundle", required=True, type=Path, help="bundle directory written by `accompgen export`")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a bundle written by `accompgen export`, or a folder of them; repeat for more; the first is the "
+        "default (without --bundle: every bundle installed and in STATE_DIR/bundles)",
+    )
+    p.add_argument(
+        "--found", action="store_true", help="with --bundle: also every bundle installed and in STATE_DIR/bundles"
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind; anything but loopback needs --token")
     p.add_argument("--osc-port", type=int, default=DEFAULT_OSC_PORT, help="OSC over UDP (default 9000; 0 = any)")
     p.add_argument("--tcp-port", type=int, default=DEFAULT_TCP_PORT, help="OSC over TCP, SLIP (default 9001; 0 = any)")
@@ -346,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vocal", nargs="?", help="the vocal audio file")
     p.add_argument("--request", type=Path, help="the whole request as a JSON file instead (for scripts)")
     p.add_argument("--output-dir", dest="output_dir", help="where the WAVs go (default: the bridge's outputs/)")
+    p.add_argument("--bundle", metavar="NAME", help="which of the bridge's bundles (default: its first; see ping)")
     add_sampling_options(p)
     add_client_options(p)
     p.set_defaults(run=submit, prints_json=True)
@@ -360,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_options(p)
     p.set_defaults(run=cancel, prints_json=True)
 
-    p = commands.add_parser("ping", help="is a bridge running? prints its version")
+    p = commands.add_parser("ping", help="is a bridge running? prints its version and the bundles it serves")
     add_client_options(p)
     p.set_defaults(run=ping, prints_json=True)
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from accompgen import __version__
 from accompgen_bridge.audio import check_region
-from accompgen_bridge.errors import BAD_ARGUMENT, FINISHED, INTERNAL, TOO_LONG, UNAUTHORIZED, JobError
+from accompgen_bridge.errors import BAD_ARGUMENT, FINISHED, INTERNAL, TOO_LONG, UNAUTHORIZED, JobError, shown
 from accompgen_bridge.job_request import parse_generate
 from accompgen_bridge.jobs import JobStore
 from accompgen_bridge.osc import Message
@@ -52,11 +52,12 @@ class BridgeState:
     store: JobStore
     outputs: OutputPolicy
     max_duration_s: float
+    bundles: dict[str, str]  # name -> summary of every bundle served, the default (a request naming none) first
     own_ports: set[int] = field(default_factory=set)  # a reply_port must never be one of these
     reply_peer: Callable[[Peer, int], Peer | None] = lambda peer, port: None  # set by the transports
     listeners: dict[str, list[Peer]] = field(default_factory=dict)
     running: Running | None = None
-    engine_error: str | None = None  # set when the bundle's graphs could not be loaded
+    engine_errors: dict[str, str] = field(default_factory=dict)  # bundle name -> why its graphs could not be loaded
     local_key: str | None = None  # in bridge.json: requests that carry it come from this machine's user
     job_waiting: threading.Event = field(default_factory=threading.Event)
     request_stop: Callable[[], None] = lambda: None  # set by the server: ends serving as SIGTERM does
@@ -67,19 +68,38 @@ class BridgeState:
             peers.append(peer)
 
 
-def engine_ready(state: BridgeState) -> None:
-    if state.engine_error is not None:
-        raise JobError(INTERNAL, state.engine_error)
+def served_bundle(state: BridgeState, name: str | None) -> str:
+    """The bundle a request names (the default when it names none), if this bridge can generate with it."""
+    chosen = next(iter(state.bundles)) if name is None else name
+    if chosen not in state.bundles:
+        raise JobError(
+            BAD_ARGUMENT,
+            f"unknown bundle {shown(chosen)}: this bridge serves {', '.join(state.bundles)} (start it with "
+            "--bundle FOLDER to serve another)",
+        )
+    if chosen in state.engine_errors:
+        raise JobError(INTERNAL, state.engine_errors[chosen])
+    return chosen
 
 
 def ping(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list[Reply]:
-    engine_ready(state)
+    if set(state.bundles) <= set(state.engine_errors):  # not one bundle can generate
+        raise JobError(INTERNAL, "; ".join(state.engine_errors.values()))
     return [(peer, ("/accompgen/pong", [__version__]))]
 
 
+def bundles(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list[Reply]:
+    """Every bundle served, the default first: name, summary, name, summary..."""
+    listed = []
+    for name, summary in state.bundles.items():
+        error = state.engine_errors.get(name)
+        listed += [name, f"cannot be served: {error}" if error else summary]
+    return [(peer, ("/accompgen/bundles", listed))]
+
+
 def generate(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list[Reply]:
-    engine_ready(state)
-    request = dataclasses.replace(parse_generate(args), local=local)
+    request = parse_generate(args)
+    request = dataclasses.replace(request, local=local, bundle=served_bundle(state, request.bundle))
     if request.duration_s > state.max_duration_s:
         raise JobError(
             TOO_LONG,
@@ -144,6 +164,7 @@ Handler = Callable[[BridgeState, list[Any], Peer, bool], list[Reply]]  # (state,
 
 HANDLERS: dict[str, Handler] = {
     "/accompgen/ping": ping,
+    "/accompgen/bundles": bundles,
     "/accompgen/generate": generate,
     "/accompgen/status": status,
     "/accompgen/cancel": cancel,
@@ -152,7 +173,7 @@ HANDLERS: dict[str, Handler] = {
 
 # Addresses the bridge sends: a message with one of these is a reply that found its way back (a reply_port
 # pointed at a bridge), and answering it would start an endless exchange. `/accompgen/status` is both: the
-# request carries one argument, the reply three.
+# request carries one argument, the reply three; `/accompgen/bundles` too: the request carries none.
 REPLY_ADDRESSES = (
     "/accompgen/pong",
     "/accompgen/accepted",
@@ -165,4 +186,8 @@ REPLY_ADDRESSES = (
 
 
 def is_reply(address: str, args: list[Any]) -> bool:
-    return address in REPLY_ADDRESSES or (address == "/accompgen/status" and len(args) == 3)
+    return (
+        address in REPLY_ADDRESSES
+        or (address == "/accompgen/status" and len(args) == 3)
+        or (address == "/accompgen/bundles" and len(args) > 0)
+    )

@@ -36,6 +36,7 @@ class GenerateRequest:
     sample_rate: int | None = None
     output_dir: str | None = None
     reply_port: int | None = None
+    bundle: str | None = None  # a served bundle's name; None: the bridge's default (the job store holds the name)
     local: bool = False  # sent with the bridge's local key (bridge.json): this machine's user, output_dir not confined
 
     @property
@@ -104,6 +105,7 @@ KEYS: dict[str, Callable[[str, Any], Any]] = {
     "sample_rate": _ranged(_integer, 8000, 384000),
     "output_dir": _text,
     "reply_port": _ranged(_integer, 1, 65535),
+    "bundle": _text,
 }
 
 

@@ -1,6 +1,6 @@
 """The bridge server: the job store, the worker thread and the two transports, put together.
 
-`serve` validates the bundle and the store, binds OSC over UDP and TCP, writes bridge.json (pid and ports, for the
+`serve` validates the bundles and the store, binds OSC over UDP and TCP, writes bridge.json (pid and ports, for the
 command-line clients), and runs until SIGINT or SIGTERM. While a job runs, its listeners get a progress message
 every HEARTBEAT_S, and every unfinished job's status file is rewritten each second with the time, so pollers can
 tell a live bridge from a dead one.
@@ -25,6 +25,7 @@ from typing import Any
 from accompgen import __version__
 from accompgen.core.bundle import Manifest, load_bundle
 from accompgen.core.errors import UserError
+from accompgen_bridge.bundles import bundle_folders, served_bundles, summary_of
 from accompgen_bridge.handlers import BridgeState
 from accompgen_bridge.jobs import JobStore, write_json_atomic
 from accompgen_bridge.osc import Message
@@ -41,8 +42,9 @@ STATUS_BEAT_S = 1.0  # unfinished jobs' status files are rewritten this often
 
 @dataclass(frozen=True)
 class ServerConfig:
-    bundle: Path
+    bundles: tuple[Path, ...]  # each a bundle folder or a folder of them; the first is the default
     state_dir: Path
+    serve_found: bool = False  # also every bundle installed with AccompGen or in state_dir/bundles
     host: str = "127.0.0.1"
     osc_port: int = DEFAULT_OSC_PORT  # 0 lets the system choose; bridge.json tells which
     tcp_port: int = DEFAULT_TCP_PORT
@@ -66,12 +68,13 @@ def is_loopback(host: str) -> bool:
 
 
 class Server:
-    def __init__(self, config: ServerConfig, store: JobStore, manifest: Manifest):
-        self.config, self.manifest = config, manifest
+    def __init__(self, config: ServerConfig, store: JobStore, bundles: dict[str, Path], manifests: dict[str, Manifest]):
+        self.config, self.bundles, self.manifests = config, bundles, manifests
         self.state = BridgeState(
             store=store,
             outputs=OutputPolicy.create(config.output_dir, config.allowed_output_dirs),
             max_duration_s=config.max_duration_s,
+            bundles={name: summary_of(folder) for name, folder in bundles.items()},
         )
         self.stopping = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -137,11 +140,14 @@ class Server:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl+C raises instead
                 self.loop.add_signal_handler(signum, stop.set)
-        worker = Worker(self.state, config.bundle, config.device, self.notify, self.stopping, self.manifest)
+        worker = Worker(self.state, self.bundles, config.device, self.notify, self.stopping, self.manifests)
         thread = threading.Thread(target=worker.run, name="accompgen-worker", daemon=True)
         thread.start()
         heartbeat = asyncio.create_task(self.heartbeat())
         log.info("listening on %s: OSC/UDP %d, OSC/TCP %d", config.host, address["osc_port"], address["tcp_port"])
+        log.info(
+            "serving %s (the first is the default)", ", ".join(f"{n} ({s})" for n, s in self.state.bundles.items())
+        )
         if ready:
             ready(address)
         try:
@@ -157,10 +163,13 @@ class Server:
 
 
 def serve(config: ServerConfig, ready: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Validate the bundle, recover the store, then serve until SIGINT or SIGTERM."""
+    """Validate the bundles, recover the store, then serve until SIGINT or SIGTERM."""
     if not is_loopback(config.host) and not config.token:
         raise UserError(f"--host {config.host} opens the bridge to the network: set --token as well")
-    manifest = load_bundle(config.bundle)  # a bad bundle stops the bridge before it takes any request
+    found_in = bundle_folders(config.state_dir) if config.serve_found else []
+    bundles = served_bundles(list(config.bundles), found_in)
+    # a bad bundle stops the bridge before it takes any request
+    manifests = {name: load_bundle(folder) for name, folder in bundles.items()}
     config.state_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_old_outputs(config.output_dir, config.keep_days)
     if removed:
@@ -172,6 +181,6 @@ def serve(config: ServerConfig, ready: Callable[[dict[str, Any]], None] | None =
     for job in failed:
         log.warning("job %s failed: %s", job.id, job.error_message)
     try:
-        asyncio.run(Server(config, store, manifest).run(ready))
+        asyncio.run(Server(config, store, bundles, manifests).run(ready))
     finally:
         store.close()

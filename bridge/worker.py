@@ -1,8 +1,8 @@
 """The worker thread: runs queued jobs one at a time, from the typed request to WAVs on disk.
 
 It cannot die silently: an exception in a job fails that job with `internal` and the worker carries on; a bundle
-whose graphs cannot be loaded fails every queued job with that reason and makes the bridge answer every request
-with it, instead of queueing forever.
+whose graphs cannot be loaded fails every queued job for it with that reason and makes the bridge answer every
+request for it with it, instead of queueing forever (the other bundles serve on).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from accompgen.core.bundle import Manifest
 from accompgen_bridge.engine import Cancelled, Engine
-from accompgen_bridge.errors import INTERNAL, JobError
+from accompgen_bridge.errors import BAD_ARGUMENT, INTERNAL, JobError
 from accompgen_bridge.handlers import BridgeState, Running
 from accompgen_bridge.jobs import CANCELLED, DONE, FAILED, QUEUED, Job
 from accompgen_bridge.osc import Message
@@ -33,24 +33,20 @@ class Worker:
     def __init__(
         self,
         state: BridgeState,
-        bundle: Path,
+        bundles: dict[str, Path],
         device: str,
         notify: Notify,
         stopping: threading.Event,
-        manifest: Manifest | None = None,
+        manifests: dict[str, Manifest] | None = None,
     ):
-        self.state, self.bundle, self.device, self.manifest = state, bundle, device, manifest
+        """`bundles`: name -> folder, the default first; `manifests`: theirs, already loaded and checked."""
+        self.state, self.bundles, self.device, self.manifests = state, bundles, device, manifests or {}
         self.notify, self.stopping = notify, stopping
 
     def run(self) -> None:
-        try:
-            engine = Engine(self.bundle, self.device, self.manifest)
-        except Exception as err:
-            self.state.engine_error = str(JobError(INTERNAL, f"the bundle's graphs could not be loaded: {err}"))
-            log.exception("cannot load the bundle's graphs")
-            for waiting in self.state.store.unfinished():
-                self._fail(waiting.id, INTERNAL, self.state.engine_error)
-            return
+        engines = self.load_engines()
+        if not engines:
+            return  # every request is answered with the reasons
         while not self.stopping.is_set():
             job = self.state.store.next_queued()
             if job is None:
@@ -58,10 +54,40 @@ class Worker:
                 self.state.job_waiting.clear()
                 continue
             try:
-                self.run_job(engine, job)
+                engine = engines.get(self.bundle_of(job))
+                if engine is None:
+                    self._fail(job.id, *self.why_not_served(job))
+                else:
+                    self.run_job(engine, job)
             except Exception as err:  # a failure while reporting the outcome: the job must still end
                 log.exception("job %s could not be finished", job.id)
                 self._fail(job.id, INTERNAL, f"{type(err).__name__}: {err}")
+
+    def load_engines(self) -> dict[str, Engine]:
+        """Every bundle's sessions; one whose graphs do not load fails the jobs waiting for it, and says why."""
+        engines = {}
+        for name, folder in self.bundles.items():
+            try:
+                engines[name] = Engine(folder, self.device, self.manifests.get(name))
+            except Exception as err:
+                why = f"the graphs of bundle {name} could not be loaded: {err}"
+                self.state.engine_errors[name] = str(JobError(INTERNAL, why))
+                log.exception("cannot load the graphs of bundle %s", name)
+        for waiting in self.state.store.unfinished():
+            if self.bundle_of(waiting) in self.state.engine_errors:
+                self._fail(waiting.id, INTERNAL, self.state.engine_errors[self.bundle_of(waiting)])
+        return engines
+
+    def bundle_of(self, job: Job) -> str:
+        """Jobs stored before requests named their bundle ran with the one bundle served then: the default."""
+        return job.request.bundle or next(iter(self.bundles))
+
+    def why_not_served(self, job: Job) -> tuple[str, str]:
+        name = self.bundle_of(job)
+        if name in self.state.engine_errors:
+            return INTERNAL, self.state.engine_errors[name]
+        served = ", ".join(self.bundles)
+        return BAD_ARGUMENT, f"bundle {name} is not served by this bridge any more (it serves {served})"
 
     def run_job(self, engine: Engine, job: Job) -> None:
         running = self.state.running = Running(job.id)

@@ -1,13 +1,14 @@
 -- @description AccompGen: Choose bundle and device
--- @version 0.4.0
+-- @version 0.5.0
 -- @author AccompGen
 -- @noindex
 -- @about
 --   Lists the bundles the bridge finds (the ones installed with AccompGen and those in its state folder's
 --   bundles/), or another folder you pick, then the devices this computer can run them on (auto, CUDA, TensorRT,
---   CPU). The choice is what AccompGen: Start or check bridge starts the bridge with.
+--   CPU). Generating asks for the bundle chosen; a bridge started by AccompGen: Start or check bridge serves it
+--   beside every bundle it finds, so switching between those needs no restart (another device does).
 -- @changelog
---   New.
+--   Switching bundles needs no restart when the running bridge serves the one chosen: this says whether it does.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
@@ -26,6 +27,13 @@ local function choose(entries, current)
   local index = gfx.showmenu(table.concat(shown, "|"))
   gfx.quit()
   return entries[index] and entries[index].value
+end
+
+local function serves(ping_reply, name)
+  for _, bundle in ipairs(ping_reply.bundles or {}) do
+    if bundle.name == name then return true end
+  end
+  return false
 end
 
 local function choose_folder()
@@ -62,6 +70,21 @@ lib.after_call(call, function(state, reply)
   local device = choose(devices, settings.device)
   if not device then return end
   lib.save_settings({ bundle = bundle, device = device })
-  lib.message(("AccompGen will serve %s on %s. A running bridge keeps the bundle it was started with: run "
-    .. "AccompGen: Stop bridge, then AccompGen: Start or check bridge."):format(bundle, device))
+  local name = lib.bundle_name({ bundle = bundle })
+  local ping = lib.start_call(settings, { "ping", "--timeout", "2" })
+  if not ping then
+    lib.message(("AccompGen will generate with %s on %s."):format(name, device))
+    return
+  end
+  lib.after_call(ping, function(ping_state, running)
+    local text = ("AccompGen will generate with %s on %s."):format(name, device)
+    if ping_state ~= "done" then
+      lib.message(text .. " AccompGen: Start or check bridge starts a bridge with it.")
+    elseif serves(running, name) and device == settings.device then
+      lib.message(text .. " The running bridge serves it already.")
+    else
+      lib.message(text .. " The running bridge was started with other bundles or another device: run AccompGen: "
+        .. "Stop bridge, then AccompGen: Start or check bridge.")
+    end
+  end)
 end)

@@ -1,5 +1,5 @@
 -- @description AccompGen: Generate accompaniment for selected items
--- @version 0.4.0
+-- @version 0.5.0
 -- @author AccompGen
 -- @about
 --   Select sung vocal items and run this script: each goes to the AccompGen bridge, a progress window shows
@@ -25,15 +25,9 @@
 --   [main] AccompGen - Choose bundle and device.lua
 --   [main] AccompGen - Generate accompaniment for time selection.lua
 -- @changelog
---   REAPER 6 and 7.0-7.17 supported (the track was inserted with a function only 7.18 has).
---   Track FX (pitch correction) and take pitch and mute envelopes are rendered, so the bridge hears what you hear.
---   The new track sits beside the vocal at its folder level, with your default track settings.
---   Nothing is inserted into another song opened into the same tab, or when the vocal item was deleted: the message
---   names the files.
---   Cancel also stops jobs still being submitted, and keeps the jobs that had finished.
---   Unsaved projects: files go to REAPER's recording path, not a folder purged after a week.
---   New actions: Generate accompaniment for time selection (a comped vocal as heard), Regenerate this take, Choose
---   bundle and device, Stop bridge, Show bridge log.
+--   Several models side by side: the bridge started by AccompGen: Start or check bridge serves every bundle it
+--   finds besides the chosen one, and each generation asks for the bundle chosen in AccompGen: Choose bundle and
+--   device or Settings, so switching needs no restart.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")

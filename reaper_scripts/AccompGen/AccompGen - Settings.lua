@@ -1,13 +1,14 @@
 -- @description AccompGen: Settings
--- @version 0.3.0
+-- @version 0.5.0
 -- @author AccompGen
 -- @noindex
 -- @about
 --   The bridge command (the full path of accompgen-bridge: REAPER started from the macOS Finder does not see your
---   shell's PATH), the bundle the bridge serves, CFG scale and temperature (blank = the bundle's own, tuned for
---   its model), seed (blank = a new random one each run) and variations. Stored in REAPER's ExtState.
+--   shell's PATH), the bundle folder to generate with (blank = the bridge's default), CFG scale and temperature
+--   (blank = the bundle's own, tuned for its model), seed (blank = a new random one each run) and variations.
+--   Stored in REAPER's ExtState.
 -- @changelog
---   CFG scale and temperature may be left blank for the bundle's own settings, and are by default.
+--   The bundle folder is the one generation asks the bridge for; blank asks for the bridge's default.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")

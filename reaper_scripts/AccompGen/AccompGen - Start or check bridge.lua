@@ -1,13 +1,14 @@
 -- @description AccompGen: Start or check bridge
--- @version 0.2.0
+-- @version 0.5.0
 -- @author AccompGen
 -- @noindex
 -- @about
---   Pings the AccompGen bridge. If none is running, starts one in the background with the bundle folder from
---   AccompGen: Settings, waits for it to answer, and says clearly what is missing when it cannot. REAPER stays
---   responsive meanwhile.
+--   Pings the AccompGen bridge. If none is running, starts one in the background serving every bundle it finds
+--   (installed with AccompGen, and in its state folder's bundles/) and the bundle folder of AccompGen: Settings,
+--   waits for it to answer, and says clearly what is missing when it cannot. REAPER stays responsive meanwhile.
 -- @changelog
---   Waits for the bridge without blocking REAPER; finds accompgen-bridge outside REAPER's PATH.
+--   The bridge serves every bundle found besides the one chosen, so choosing another needs no restart; says when
+--   a running bridge does not serve the chosen bundle.
 
 local script_dir = select(2, reaper.get_action_context()):match("^(.*[/\\])")
 local lib = dofile(script_dir .. "accompgen_lib.lua")
@@ -22,9 +23,33 @@ local function say(text)
   lib.message(text)
 end
 
+--- The chosen folder is served first (the default), then every bundle the bridge finds.
 local function serve_line()
-  return ("%s serve --bundle %s --device %s"):format(settings.bridge_command,
-    lib.quote(settings.bundle) or settings.bundle, settings.device)
+  local chosen = ""
+  if settings.bundle ~= "" then
+    chosen = (" --bundle %s --found"):format(lib.quote(settings.bundle) or settings.bundle)
+  end
+  return ("%s serve%s --device %s"):format(settings.bridge_command, chosen, settings.device)
+end
+
+--- "chorales (chorales, int8), my choir (...)" from a ping's reply.
+local function served(reply)
+  local names = {}
+  for _, bundle in ipairs(reply.bundles or {}) do
+    names[#names + 1] = ("%s (%s)"):format(bundle.name, bundle.summary)
+  end
+  return table.concat(names, ", ")
+end
+
+--- nil, or why the running bridge cannot generate with the bundle chosen in Settings.
+local function chosen_not_served(reply)
+  local name = lib.bundle_name(settings)
+  if not name then return nil end
+  for _, bundle in ipairs(reply.bundles or {}) do
+    if bundle.name == name then return nil end
+  end
+  return ("It does not serve %s, the bundle chosen in AccompGen: Settings: run AccompGen: Stop bridge, then this "
+    .. "action again."):format(name)
 end
 
 --- After starting the bridge: ping every second until it answers or START_WAIT_S have passed.
@@ -32,7 +57,7 @@ local function wait_for_bridge()
   local state, reply = "running", nil
   if ping then state, reply = lib.poll(ping) end
   if state == "done" then
-    say(("Started the AccompGen bridge %s with %s."):format(reply.version, settings.bundle))
+    say(("Started the AccompGen bridge %s, serving %s."):format(reply.version, served(reply)))
     return
   end
   if reaper.time_precise() - started_at > START_WAIT_S then
@@ -49,13 +74,7 @@ local function wait_for_bridge()
 end
 
 local function start_bridge()
-  if settings.bundle == "" then
-    say("No bridge is running, and no bundle folder is set to start one with.\n\n"
-      .. "Choose one with AccompGen: Choose bundle and device, or set a folder written by `accompgen export` in "
-      .. "AccompGen: Settings.")
-    return
-  end
-  if not reaper.file_exists(settings.bundle .. "/manifest.yaml") then
+  if settings.bundle ~= "" and not reaper.file_exists(settings.bundle .. "/manifest.yaml") then
     say(("The bundle folder %s holds no manifest.yaml: point Settings to a folder written by "
       .. "`accompgen export`."):format(settings.bundle))
     return
@@ -81,8 +100,10 @@ local function first_answer()
   if state == "running" then
     reaper.defer(first_answer)
   elseif state == "done" then
-    say(("The AccompGen bridge %s is running (port %d)."):format(reply_or_message.version,
-      math.floor(reply_or_message.port)))
+    local text = ("The AccompGen bridge %s is running (port %d), serving %s."):format(reply_or_message.version,
+      math.floor(reply_or_message.port), served(reply_or_message))
+    local problem = chosen_not_served(reply_or_message)
+    say(problem and text .. "\n\n" .. problem or text)
   elseif reply and reply.error == "internal" then
     say("The AccompGen bridge is running but cannot generate:\n\n" .. reply_or_message)
   else

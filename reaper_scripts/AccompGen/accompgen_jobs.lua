@@ -83,7 +83,7 @@ return function(lib)
       local request = {
         input_path = job.file, start_s = job.start, duration_s = job.length, seed = job.seed,
         cfg_scale = tonumber(settings.cfg_scale), temperature = tonumber(settings.temperature),
-        variations = job.variations, output_dir = output_dir,
+        variations = job.variations, output_dir = output_dir, bundle = lib.bundle_name(settings),
       }
       job.request_file = lib.work_file("request")
       local written, err = lib.write_file(job.request_file, lib.json_encode_object(request))

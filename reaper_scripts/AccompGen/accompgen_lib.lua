@@ -21,7 +21,7 @@ M.DEFAULTS = {
   device = "auto", -- chosen from the bridge's own list (AccompGen: Choose bundle and device), not typed
 }
 M.SETTING_ORDER = { "bridge_command", "bundle", "cfg_scale", "temperature", "seed", "variations" } -- the dialog's
-M.CAPTIONS = "Bridge command (full path),Bundle folder (for Start bridge),CFG scale (blank = bundle's),"
+M.CAPTIONS = "Bridge command (full path),Bundle folder (blank = default),CFG scale (blank = bundle's),"
   .. "Temperature (blank = bundle's),Seed (blank = random),Variations"
 
 -- REAPER action ids used by the scripts.
@@ -197,6 +197,11 @@ function M.load_settings()
     settings[key] = value ~= "" and value or default
   end
   return settings
+end
+
+--- The name a request gives for the bundle chosen in Settings (its folder's), or nil: the bridge's default.
+function M.bundle_name(settings)
+  return settings.bundle:match("([^/\\]+)[/\\]*$")
 end
 
 --- Store the settings `settings` holds (others keep their stored value).

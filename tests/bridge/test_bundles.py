@@ -1,12 +1,20 @@
-"""The bundles a bridge finds without a path, as a DAW's settings list them."""
+"""The bundles a bridge finds without a path, as a DAW's settings list them, and the ones it serves."""
 
 import json
+import re
 import shutil
 
+import numpy as np
+import pytest
+import soundfile as sf
+
 from accompgen.core.bundle import load_bundle
-from accompgen_bridge.bundles import INSTALLED, bundle_folders, find_bundles
+from accompgen.core.errors import UserError
+from accompgen_bridge.bundles import INSTALLED, bundle_folders, find_bundles, served_bundles
 from accompgen_bridge.cli import main
 from accompgen_bridge.providers import usable_devices
+
+from .conftest import UdpClient, start_bridge
 
 
 def test_installed_and_state_dir_bundles_are_found_and_a_broken_one_says_why(tiny_bundle, tmp_path):
@@ -30,3 +38,68 @@ def test_the_command_answers_in_json_with_the_devices(tmp_path):
     answer = json.loads(reply.read_text())
     assert answer["devices"] == usable_devices() and answer["devices"][0] == "auto" and "cpu" in answer["devices"]
     assert answer["folders"][1] == str(tmp_path / "state" / "bundles")
+
+
+@pytest.fixture
+def shelf(tiny_bundle, tmp_path):
+    """A folder of two bundles, and the state folder's bundles/ with a third."""
+    for name in ("choir", "band"):
+        shutil.copytree(tiny_bundle, tmp_path / "shelf" / name)
+    shutil.copytree(tiny_bundle, tmp_path / "state" / "bundles" / "mine")
+    return tmp_path
+
+
+def test_given_bundles_come_first_then_those_found_each_once(shelf):
+    found_in = [shelf / "state" / "bundles"]
+    served = served_bundles(
+        [shelf / "shelf" / "choir", shelf / "shelf", shelf / "state" / "bundles" / "mine"], found_in
+    )
+    assert list(served) == ["choir", "band", "mine"]
+    assert served["band"] == shelf / "shelf" / "band"
+    assert list(served_bundles([], found_in)) == ["mine"]
+
+
+def test_two_folders_of_one_name_are_refused(shelf):
+    shutil.copytree(shelf / "shelf" / "choir", shelf / "elsewhere" / "choir")
+    with pytest.raises(UserError, match=r"two bundles are named choir: .*rename one folder"):
+        served_bundles([shelf / "shelf", shelf / "elsewhere" / "choir"], [])
+
+
+def test_a_folder_without_bundles_or_nothing_to_serve_says_what_to_give(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"--bundle .*empty: no manifest.yaml in it or in the folders inside it"):
+        served_bundles([tmp_path / "empty"], [])
+    with pytest.raises(UserError, match=r"no bundle to serve: none is installed or in .*nothing.*--bundle"):
+        served_bundles([], [tmp_path / "nothing"])
+
+
+@pytest.mark.slow
+def test_a_bridge_serves_several_bundles_and_a_request_picks_one(shelf, vocal, capsys):
+    manifest = shelf / "state" / "bundles" / "mine" / "manifest.yaml"
+    manifest.write_text(re.sub(r"top_k: \d+", "top_k: 1", manifest.read_text()))  # greedy: a sound of its own
+    server = start_bridge(shelf / "shelf", shelf / "state", "--found")
+    client = UdpClient(server.osc_port)
+
+    def accompany(*pairs):
+        client.send("/accompgen/generate", str(vocal), 0.0, 0.5, "seed", 3, *pairs)
+        address, args = client.receive_until("/accompgen/done", "/accompgen/error")[-1]
+        return sf.read(args[1])[0] if address == "/accompgen/done" else args
+
+    try:
+        assert main(["--state-dir", str(shelf / "state"), "ping"]) == 0
+        listed = json.loads(capsys.readouterr().out)["bundles"]
+        installed = [p.name for p in INSTALLED.iterdir() if (p / "manifest.yaml").is_file()]
+        assert [b["name"] for b in listed] == ["band", "choir", *sorted(installed), "mine"]
+        assert listed[0]["summary"] == "tiny, fp32"
+        default, band, choir, mine = (
+            accompany(),
+            accompany("bundle", "band"),
+            accompany("bundle", "choir"),
+            accompany("bundle", "mine"),
+        )
+        assert np.array_equal(default, band) and np.array_equal(band, choir) and not np.array_equal(band, mine)
+        _job, code, message = accompany("bundle", "nobody")
+        assert code == "bad_argument" and "unknown bundle 'nobody': this bridge serves band, choir, " in message
+    finally:
+        client.close()
+        server.stop()

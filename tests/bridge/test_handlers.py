@@ -39,7 +39,14 @@ def state(tmp_path):
     def reply_peer(peer, port):
         return routes.setdefault(port, Recorder(port=port))
 
-    yield BridgeState(store=store, outputs=outputs, max_duration_s=60.0, own_ports={9000, 9001}, reply_peer=reply_peer)
+    yield BridgeState(
+        store=store,
+        outputs=outputs,
+        max_duration_s=60.0,
+        bundles={"chorales": "chorales, int8", "my choir": "mine, fp32"},
+        own_ports={9000, 9001},
+        reply_peer=reply_peer,
+    )
     store.close()
 
 
@@ -132,11 +139,43 @@ def test_a_region_too_short_to_accompany_is_a_bad_region_at_once(state, vocal):
     assert code == "bad_region" and "at least" in message
 
 
-def test_a_bundle_that_did_not_load_is_named_in_every_answer(state, vocal):
-    state.engine_error = "the bundle's graphs could not be loaded: stage_fine.onnx is broken"
-    for address, args in (("/accompgen/ping", []), ("/accompgen/generate", [str(vocal), 0.0, 1.0])):
-        _job, code, message = error_of(ask(state, address, *args)[0])
-        assert code == "internal" and "stage_fine.onnx" in message
+def test_a_bundle_that_did_not_load_is_named_in_every_answer_for_it(state, vocal):
+    state.engine_errors["my choir"] = "the graphs of bundle my choir could not be loaded: stage_fine.onnx is broken"
+    _job, code, message = error_of(ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "bundle", "my choir")[0])
+    assert code == "internal" and "stage_fine.onnx" in message
+    ((_, (address, _)),), _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0)  # the default still serves
+    assert address == "/accompgen/accepted"
+    ((_, (address, _)),), _ = ask(state, "/accompgen/ping")
+    assert address == "/accompgen/pong"
+    ((_, (_, listed)),), _ = ask(state, "/accompgen/bundles")
+    assert listed[:3] == ["chorales", "chorales, int8", "my choir"] and listed[3].startswith("cannot be served: the")
+
+
+def test_when_no_bundle_loaded_even_ping_says_why(state):
+    state.engine_errors |= {"chorales": "chorales: no graphs", "my choir": "my choir: no graphs"}
+    _job, code, message = error_of(ask(state, "/accompgen/ping")[0])
+    assert code == "internal" and "chorales: no graphs" in message and "my choir: no graphs" in message
+
+
+def test_bundles_lists_every_bundle_served_the_default_first(state):
+    ((peer, (address, listed)),), sender = ask(state, "/accompgen/bundles")
+    assert peer is sender and address == "/accompgen/bundles"
+    assert listed == ["chorales", "chorales, int8", "my choir", "mine, fp32"]
+    assert ask(state, "/accompgen/bundles", *listed)[0] == []  # a reply that found its way back is not answered
+
+
+def test_a_job_holds_the_bundle_it_runs_with(state, vocal):
+    replies = [
+        ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, *pair)[0] for pair in ([], ["bundle", "my choir"])
+    ]
+    job_ids = [args[0] for ((_, (_, args)),) in replies]
+    assert [state.store.get(job_id).request.bundle for job_id in job_ids] == ["chorales", "my choir"]
+
+
+def test_an_unknown_bundle_is_refused_with_the_ones_served(state, vocal):
+    _job, code, message = error_of(ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "bundle", "rock")[0])
+    assert code == "bad_argument" and "unknown bundle 'rock': this bridge serves chorales, my choir" in message
+    assert state.store.unfinished() == []
 
 
 def test_credentials_are_taken_off_the_arguments_in_either_order():

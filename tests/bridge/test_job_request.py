@@ -39,6 +39,8 @@ def test_every_key():
             "/tmp/o",
             "reply_port",
             9100,
+            "bundle",
+            "my choir",
         ]
     )
     assert json.loads(request.to_json()) == {
@@ -54,6 +56,7 @@ def test_every_key():
         "sample_rate": 48000,
         "output_dir": "/tmp/o",
         "reply_port": 9100,
+        "bundle": "my choir",
         "local": False,  # set by the dispatcher alone, for a request that carries the bridge's local key
     }
 

@@ -63,6 +63,22 @@ def test_blank_sampling_settings_leave_the_choice_to_the_bundle(project, vocal_f
     assert request["temperature"] == pytest.approx(0.7)  # OSC carries 32-bit floats
 
 
+def test_the_bundle_chosen_is_asked_for_by_its_folder_name(project, vocal_file, running_bridge, tiny_bundle):
+    vocal_project(project, vocal_file)
+    run_generate(project, running_bridge.state_dir)
+    run_generate(project, running_bridge.state_dir, bundle=str(tiny_bundle) + "/")
+    default, chosen = (request["bundle"] for request in submitted_requests(running_bridge.state_dir)[-2:])
+    assert default == chosen == tiny_bundle.name  # blank: the bridge's default, which the job store names
+
+
+def test_a_bundle_the_bridge_does_not_serve_is_named_with_those_it_does(project, vocal_file, running_bridge):
+    vocal_project(project, vocal_file)
+    sim = run_generate(project, running_bridge.state_dir, bundle="/models/rock band")
+    (message,) = sim.reaper.messages
+    assert "unknown bundle 'rock band': this bridge serves tiny" in message
+    assert len(project.tracks) == 1 and project.undo_blocks == []
+
+
 def test_the_paths_survive_windows_command_line_splitting(project, vocal_file, running_bridge):
     vocal_project(project, vocal_file, length=1.0)
     sim = run_generate(project, running_bridge.state_dir, os_name="Win64")

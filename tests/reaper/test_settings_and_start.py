@@ -116,12 +116,49 @@ def test_start_says_when_the_command_is_missing(project):
     assert "was not found" in message and sim.reaper.exec_calls == []
 
 
-def test_start_needs_a_bundle(project, tmp_path):
-    for bundle, words in (("", "no bundle folder is set"), (str(tmp_path), "holds no manifest.yaml")):
-        sim = simulate(project, START, {"bridge_command": bridge_command(tmp_path / "nothing"), "bundle": bundle})
-        sim.run()
-        sim.run_deferred(max_cycles=3000)
-        assert words in sim.reaper.messages[0]
+def test_start_needs_the_chosen_folder_to_be_a_bundle(project, tmp_path):
+    sim = simulate(project, START, {"bridge_command": bridge_command(tmp_path / "nothing"), "bundle": str(tmp_path)})
+    sim.run()
+    sim.run_deferred(max_cycles=3000)
+    assert "holds no manifest.yaml" in sim.reaper.messages[0]
+    assert not [argv for argv in sim.reaper.exec_argv if "serve" in argv]
+
+
+def start_and_wait(project, settings, state):
+    sim = simulate(project, START, settings)
+    sim.run()
+    sim.run_deferred(max_cycles=3000, cycle_s=0.02)
+    return sim
+
+
+def test_without_a_chosen_bundle_start_serves_every_bundle_found(project, tiny_bundle, tmp_path):
+    state = tmp_path / "state"
+    shutil.copytree(tiny_bundle, state / "bundles" / "my choir")
+    sim = start_and_wait(project, {"bridge_command": bridge_command(state) + " --log-level error"}, state)
+    try:
+        (serve,) = [argv for argv in sim.reaper.exec_argv if "serve" in argv]
+        assert "--bundle" not in serve
+        (message,) = sim.reaper.messages
+        assert message.startswith("Started the AccompGen bridge 0.1.0, serving chorales (chorales, int8")
+        assert message.endswith("my choir (tiny, fp32).")
+    finally:
+        stop_started_bridge(sim, state)
+
+
+def test_start_serves_the_chosen_bundle_first_and_says_when_a_running_bridge_lacks_it(project, tiny_bundle, tmp_path):
+    state = tmp_path / "state"
+    settings = {"bridge_command": bridge_command(state) + " --log-level error", "bundle": str(tiny_bundle)}
+    sim = start_and_wait(project, settings, state)
+    try:
+        (serve,) = [argv for argv in sim.reaper.exec_argv if "serve" in argv]
+        assert serve[serve.index("--bundle") + 1] == str(tiny_bundle) and "--found" in serve
+        assert sim.reaper.messages[0].startswith("Started the AccompGen bridge 0.1.0, serving tiny (tiny, fp32), ")
+        sim = start_and_wait(project, {**settings, "bundle": "/models/rock band"}, state)
+        (message,) = sim.reaper.messages
+        assert "is running" in message and "It does not serve rock band, the bundle chosen" in message
+        assert not [argv for argv in sim.reaper.exec_argv if "serve" in argv]
+    finally:
+        stop_started_bridge(sim, state)
 
 
 def test_a_bridge_whose_bundle_does_not_load_says_so(project, tiny_bundle, tmp_path):
@@ -224,7 +261,29 @@ def test_choose_bundle_and_device_lists_what_the_bridge_finds(project, tiny_bund
     sim.gfx.menu_answers = [2, devices.index("cpu") + 1]
     run_to_the_end(sim)
     assert chosen(sim) == {"bundle": str(state / "bundles" / "my choir"), "device": "cpu"}
-    assert "Stop bridge" in sim.reaper.messages[0]
+    assert sim.reaper.messages == [
+        "AccompGen will generate with my choir on cpu. AccompGen: Start or check bridge starts a bridge with it."
+    ]
+
+
+def test_choosing_a_bundle_the_running_bridge_serves_needs_no_restart(project, tiny_bundle, tmp_path):
+    from accompgen_bridge.providers import usable_devices
+
+    from ..bridge.conftest import start_bridge
+
+    state = tmp_path / "state"
+    shutil.copytree(tiny_bundle, state / "bundles" / "my choir")
+    server = start_bridge(tiny_bundle, state, "--found")
+    try:
+        for device, words in (("auto", "The running bridge serves it already."), ("cpu", "Stop bridge")):
+            sim = simulate(project, CHOOSE, {"bridge_command": bridge_command(state)})
+            sim.gfx.menu_answers = [2, usable_devices().index(device) + 1]  # my choir, after the installed one
+            run_to_the_end(sim)
+            assert chosen(sim)["bundle"] == str(state / "bundles" / "my choir")
+            (message,) = sim.reaper.messages
+            assert message.startswith(f"AccompGen will generate with my choir on {device}.") and words in message
+    finally:
+        server.stop()
 
 
 def test_another_bundle_folder_can_be_picked_by_its_manifest(project, tiny_bundle, tmp_path):
