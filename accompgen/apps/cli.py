@@ -139,7 +139,7 @@ def prepare(args: argparse.Namespace) -> None:
     from rich.progress import Progress
 
     from accompgen.core.tokens import FRAME_GRID_S
-    from accompgen.data.prepare import ClipSettings
+    from accompgen.data.clips import ClipSettings
     from accompgen.data.prepare import prepare as run_prepare
     from accompgen.model.model_dir import load_config, load_tokenizer
 
@@ -161,6 +161,23 @@ def prepare(args: argparse.Namespace) -> None:
         f"{len(report.prepared)} song(s) prepared ({report.clips} clips), {len(report.reused)} already done, "
         f"{len(report.skipped)} skipped; tokens in {args.out}"
     )
+
+
+def preflight(args: argparse.Namespace) -> None:
+    from accompgen.apps.preflight_report import print_preflight
+    from accompgen.data.clips import ClipSettings
+    from accompgen.data.preflight import preflight as check
+    from accompgen.data.stems import folder_songs
+
+    settings = ClipSettings(clip_s=args.clip_seconds, hop_s=args.clip_seconds / 2)
+    test = folder_songs(args.test) if args.test else None
+    sources = song_sources(args)
+    with progress_bar() as bar:
+        task = bar.add_task("reading", total=len(sources) + len(test or []))
+        report = check(sources, test, settings, lambda name: bar.update(task, advance=1, description=name[:30]))
+    print_preflight(report)
+    if report.refusal:
+        raise UserError(f"too little to train on: {report.refusal}")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -442,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--hop-seconds", type=float, help="clip spacing (default: half a clip)")
     prep.add_argument("--seed", type=int, default=0)
     prep.set_defaults(run=prepare)
+
+    pf = commands.add_parser("preflight", help="check a folder of songs before training on it")
+    add_data_options(pf)
+    pf.add_argument("--test", type=Path, help="held-out song folders (default: about one song in 20 of --data)")
+    pf.add_argument("--clip-seconds", type=float, default=4.0, help="training clip length (default 4)")
+    pf.set_defaults(run=preflight)
 
     tr = commands.add_parser("train", help="train one stage (under torchrun for several processes)")
     tr.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine"))

@@ -25,7 +25,8 @@ from accompgen.apps.music_eval import MusicEvalSettings, choose_sampling, evalua
 from accompgen.core.bundle import set_sampling_defaults
 from accompgen.core.errors import UserError
 from accompgen.data.chorales import CorpusSettings, write_corpus
-from accompgen.data.prepare import ClipSettings, prepare, song_splits, start_model_dir
+from accompgen.data.clips import ClipSettings, song_splits
+from accompgen.data.prepare import prepare, start_model_dir
 from accompgen.data.stems import SongSource, folder_songs
 from accompgen.evaluation.semantic_tokens import pitch_class_accuracy
 from accompgen.evaluation.token_metrics import token_metrics

@@ -22,7 +22,8 @@ import numpy as np
 from transformers import EncodecConfig
 
 from accompgen.core.errors import UserError
-from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ, TokenLayout, frames_for, on_frame_grid
+from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ, TokenLayout, frames_for
+from accompgen.data.clips import ClipSettings, audible_clips, noisy_vocals
 from accompgen.data.stems import Song, SongError, SongSource
 from accompgen.model.config import ModelConfig
 from accompgen.model.model_dir import KMEANS_FILE, save_config
@@ -34,59 +35,12 @@ from accompgen.tokenizers.tokenizer import Tokenizer, semantic_frames
 INDEX = "index.json"
 
 
-@dataclass(frozen=True)
-class ClipSettings:
-    clip_s: float  # length of every clip: the longest stage window
-    hop_s: float  # clips start this far apart
-    min_vocal_db: float = -40.0  # clips whose vocal RMS (dBFS) lies below this are dropped
-    vocal_noise_snr_db: float = 30.0  # white noise added to the vocals, this far below their RMS
-    val_every: int = 20  # about one song in val_every is held out for evaluation (by a hash of its name)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("clip_s", "hop_s"):
-            if not on_frame_grid(getattr(self, name)) or getattr(self, name) <= 0:
-                raise UserError(f"{name} must be a positive multiple of 0.04 s (whole 50 Hz and 75 Hz frames)")
-
-
 @dataclass
 class PrepareReport:
     prepared: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # finished by an earlier run
     skipped: dict[str, str] = field(default_factory=dict)  # song -> why
     clips: int = 0
-
-
-def rms_db(audio: np.ndarray) -> float:
-    return 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) + 1e-20)
-
-
-def song_splits(songs: list[str], val_every: int) -> dict[str, str]:
-    """train or val for every song: about one in val_every by a hash of its name (so adding songs moves none),
-    and at least one val song once there are two songs."""
-    digests = {name: int(hashlib.sha1(name.encode()).hexdigest(), 16) for name in songs}
-    splits = {name: "val" if digest % val_every == 0 else "train" for name, digest in digests.items()}
-    if len(songs) >= 2 and "val" not in splits.values():
-        splits[min(digests, key=digests.get)] = "val"
-    return splits
-
-
-def audible_clips(song: Song, settings: ClipSettings) -> list[int]:
-    """Start samples of every clip whose vocal is audible."""
-    length, hop = round(settings.clip_s * song.sample_rate), round(settings.hop_s * song.sample_rate)
-    return [
-        start
-        for start in range(0, len(song.vocals) - length + 1, hop)
-        if rms_db(song.vocals[start : start + length]) >= settings.min_vocal_db
-    ]
-
-
-def noisy_vocals(song: Song, starts: list[int], settings: ClipSettings, rng: np.random.Generator) -> np.ndarray:
-    """The vocals with white noise `vocal_noise_snr_db` below their level in the audible clips."""
-    length = round(settings.clip_s * song.sample_rate)
-    level = rms_db(np.concatenate([song.vocals[start : start + length] for start in starts]))
-    noise = rng.normal(0.0, 10 ** ((level - settings.vocal_noise_snr_db) / 20), len(song.vocals))
-    return (song.vocals + noise).astype(np.float32)
 
 
 def tokenize_song(song: Song, starts: list[int], vocals: np.ndarray, clip_s: float, tokenizer: Tokenizer) -> dict:

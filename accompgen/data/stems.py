@@ -43,9 +43,10 @@ class SongSource:
 
     name: str
     load: Callable[[], Song]
+    folder: Path | None = None  # where its files lie, for checks of the files themselves; None for MUSDB18 stems
 
 
-def _audio_files(folder: Path) -> dict[str, Path]:
+def audio_files(folder: Path) -> dict[str, Path]:
     return {p.stem.lower(): p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
 
 
@@ -62,7 +63,7 @@ def _read_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 def load_song_folder(folder: Path) -> Song:
-    files = _audio_files(folder)
+    files = audio_files(folder)
     if "vocals" not in files:
         raise SongError(f"{folder} has no vocals file (vocals.wav, .flac, ...)")
     if "accompaniment" in files:
@@ -102,9 +103,11 @@ def folder_songs(root: str | Path) -> list[SongSource]:
     folders = [f for f in folders if not any(part.startswith(".") for part in f.relative_to(root).parts)]
     folders = [f for f in folders if any(p.stem.lower() == "vocals" for p in f.iterdir())]
     if not folders:
-        raise UserError(f"no song folders under {root}: each needs vocals.wav plus accompaniment.wav or other stems")
+        loose = [p for p in root.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        found = f"{root} holds {len(loose)} audio file(s) but no song folder" if loose else f"no song folders in {root}"
+        raise UserError(f"{found}: give each song a folder of its own, with vocals.wav plus accompaniment.wav or stems")
     names = [str(f.relative_to(root)) if f != root else f.name for f in folders]
-    return [SongSource(name, lambda f=f: load_song_folder(f)) for name, f in zip(names, folders, strict=True)]
+    return [SongSource(name, lambda f=f: load_song_folder(f), f) for name, f in zip(names, folders, strict=True)]
 
 
 def musdb_songs(root: str | Path, subset: str = "train") -> Iterator[SongSource]:

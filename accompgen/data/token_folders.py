@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from accompgen.core.tokens import TokenLayout
-from accompgen.data.prepare import ClipSettings
+from accompgen.data.clips import ClipSettings
 
 
 def write_tokens(

@@ -10,7 +10,8 @@ import numpy as np
 from accompgen.core.errors import UserError
 from accompgen.core.pipeline import StagePlan
 from accompgen.core.tokens import NULL, PATTERNS, Stage, TokenLayout, build_window
-from accompgen.data.prepare import read_index, song_splits
+from accompgen.data.clips import song_splits
+from accompgen.data.prepare import read_index
 
 GRID_S = 0.04  # windows start on multiples of this: a whole number of 50 Hz and 75 Hz frames
 
