@@ -60,7 +60,11 @@ def serve(args: argparse.Namespace) -> None:
         allowed_output_dirs=tuple(args.allow_output_dir),
         keep_days=args.keep_days,
     )
-    run_server(config)
+    try:
+        run_server(config)
+    except UserError as err:  # a bridge a DAW started has no console: its log must say why it stopped
+        logging.getLogger(__name__).error("cannot serve: %s", err)
+        raise
 
 
 def generate(args: argparse.Namespace) -> None:
@@ -210,14 +214,26 @@ def cancel(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ping(args: argparse.Namespace) -> dict[str, Any]:
-    """The bridge's version and the bundles it serves, the default first."""
+    """The bridge's version and the bundles it serves, the default first; for the bridge of --state-dir also its
+    device and each bundle's folder (from bridge.json, which only its user reads). `bundles` is null for a bridge
+    too old to list them."""
     client = client_for(args)
     version = reply_json(client.call("/accompgen/ping", [], ("/accompgen/pong",)), ["version"])
+    reply: dict[str, Any] = {**version, "host": client.host, "port": client.port, "bundles": None}
     address, listed = client.call("/accompgen/bundles", [], ("/accompgen/bundles",))
-    if address == "/accompgen/error":
-        reply_json((address, listed), [])
-    served = [{"name": name, "summary": summary} for name, summary in zip(listed[0::2], listed[1::2], strict=True)]
-    return {**version, "host": client.host, "port": client.port, "bundles": served}
+    if address == "/accompgen/error" or len(listed) % 2:
+        return reply
+    local = read_address(args.state_dir)
+    if local is None or local["tcp_port"] != client.port or local["host"] != client.host:
+        local = {}
+    folders = local.get("bundles", {})
+    reply["bundles"] = [
+        {"name": name, "summary": summary, **({"path": folders[name]} if name in folders else {})}
+        for name, summary in zip(listed[0::2], listed[1::2], strict=True)
+    ]
+    if "device" in local:
+        reply["device"] = local["device"]
+    return reply
 
 
 def stop(args: argparse.Namespace) -> dict[str, Any]:

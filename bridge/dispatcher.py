@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from accompgen_bridge.errors import INTERNAL, MALFORMED, UNAUTHORIZED, JobError
-from accompgen_bridge.handlers import HANDLERS, BridgeState, Peer, Reply, is_reply
+from accompgen_bridge.handlers import CREDENTIALS, HANDLERS, BridgeState, Peer, Reply, is_reply
 from accompgen_bridge.osc import MalformedPacket, Message, decode
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,9 @@ def handle_packet(state: BridgeState, data: bytes, peer: Peer, token: str | None
 
 
 def handle_message(state: BridgeState, address: str, args: list[Any], peer: Peer, token: str | None) -> list[Reply]:
+    raw_args = args
     args, credentials = split_credentials(args)  # before is_reply: a token makes a request as long as a reply
-    if is_reply(address, args):
+    if is_reply(address, args, raw_args):
         return []  # never answer a reply: two bridges (or a bridge and itself) would talk forever
     job_id = args[0] if address != "/accompgen/generate" and args and isinstance(args[0], str) else ""
     try:
@@ -44,9 +45,6 @@ def handle_message(state: BridgeState, address: str, args: list[Any], peer: Peer
     except Exception as err:  # a bug must not stop the server: report it and keep serving
         log.exception("handling %s failed", address[:80])
         return [(peer, error_reply(job_id[:64], INTERNAL, str(JobError(INTERNAL, f"{type(err).__name__}: {err}"))))]
-
-
-CREDENTIALS = ("token", "local_key")
 
 
 def split_credentials(args: list[Any]) -> tuple[list[Any], dict[str, Any]]:

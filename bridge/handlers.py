@@ -57,7 +57,7 @@ class BridgeState:
     reply_peer: Callable[[Peer, int], Peer | None] = lambda peer, port: None  # set by the transports
     listeners: dict[str, list[Peer]] = field(default_factory=dict)
     running: Running | None = None
-    engine_errors: dict[str, str] = field(default_factory=dict)  # bundle name -> why its graphs could not be loaded
+    engine_errors: dict[str, str] = field(default_factory=dict)  # bundle name -> why it cannot generate
     local_key: str | None = None  # in bridge.json: requests that carry it come from this machine's user
     job_waiting: threading.Event = field(default_factory=threading.Event)
     request_stop: Callable[[], None] = lambda: None  # set by the server: ends serving as SIGTERM does
@@ -68,23 +68,31 @@ class BridgeState:
             peers.append(peer)
 
 
+def bundle_problem(state: BridgeState, name: str) -> JobError | None:
+    """Why the bundle named cannot generate here, or None."""
+    if name not in state.bundles:
+        return JobError(
+            BAD_ARGUMENT,
+            f"bundle {shown(name)} is not served: this bridge serves {', '.join(state.bundles)} (start it with "
+            "--bundle FOLDER to serve another)",
+        )
+    if name in state.engine_errors:
+        return JobError(INTERNAL, f"bundle {name} cannot be served: {state.engine_errors[name]}")
+    return None
+
+
 def served_bundle(state: BridgeState, name: str | None) -> str:
     """The bundle a request names (the default when it names none), if this bridge can generate with it."""
     chosen = next(iter(state.bundles)) if name is None else name
-    if chosen not in state.bundles:
-        raise JobError(
-            BAD_ARGUMENT,
-            f"unknown bundle {shown(chosen)}: this bridge serves {', '.join(state.bundles)} (start it with "
-            "--bundle FOLDER to serve another)",
-        )
-    if chosen in state.engine_errors:
-        raise JobError(INTERNAL, state.engine_errors[chosen])
+    problem = bundle_problem(state, chosen)
+    if problem is not None:
+        raise problem
     return chosen
 
 
 def ping(state: BridgeState, args: list[Any], peer: Peer, local: bool) -> list[Reply]:
     if set(state.bundles) <= set(state.engine_errors):  # not one bundle can generate
-        raise JobError(INTERNAL, "; ".join(state.engine_errors.values()))
+        raise JobError(INTERNAL, "; ".join(str(bundle_problem(state, name)) for name in state.bundles))
     return [(peer, ("/accompgen/pong", [__version__]))]
 
 
@@ -185,9 +193,14 @@ REPLY_ADDRESSES = (
 )
 
 
-def is_reply(address: str, args: list[Any]) -> bool:
+def is_reply(address: str, args: list[Any], raw_args: list[Any]) -> bool:
+    """`args`: without the trailing credentials; `raw_args`: as sent (a bundles reply may end with a bundle named
+    like a credential, which must not make it a request)."""
     return (
         address in REPLY_ADDRESSES
         or (address == "/accompgen/status" and len(args) == 3)
-        or (address == "/accompgen/bundles" and len(args) > 0)
+        or (address == "/accompgen/bundles" and bool(raw_args) and raw_args[0] not in CREDENTIALS)
     )
+
+
+CREDENTIALS = ("token", "local_key")  # pairs that may end any request

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from accompgen import __version__
-from accompgen.core.bundle import Manifest, load_bundle
+from accompgen.core.bundle import BundleError, Manifest, load_bundle
 from accompgen.core.errors import UserError
-from accompgen_bridge.bundles import bundle_folders, served_bundles, summary_of
+from accompgen_bridge.bundles import bundle_folders, describe, served_bundles
 from accompgen_bridge.handlers import BridgeState
 from accompgen_bridge.jobs import JobStore, write_json_atomic
 from accompgen_bridge.osc import Message
@@ -68,13 +68,18 @@ def is_loopback(host: str) -> bool:
 
 
 class Server:
-    def __init__(self, config: ServerConfig, store: JobStore, bundles: dict[str, Path], manifests: dict[str, Manifest]):
-        self.config, self.bundles, self.manifests = config, bundles, manifests
+    def __init__(
+        self, config: ServerConfig, store: JobStore, bundles: dict[str, Path], manifests: dict[str, Manifest | str]
+    ):
+        """`manifests`: each bundle's, loaded and checked, or why it cannot be served."""
+        self.config, self.bundles = config, bundles
+        self.manifests = {name: m for name, m in manifests.items() if isinstance(m, Manifest)}
         self.state = BridgeState(
             store=store,
             outputs=OutputPolicy.create(config.output_dir, config.allowed_output_dirs),
             max_duration_s=config.max_duration_s,
-            bundles={name: summary_of(folder) for name, folder in bundles.items()},
+            bundles={name: describe(m) if isinstance(m, Manifest) else "" for name, m in manifests.items()},
+            engine_errors={name: m for name, m in manifests.items() if isinstance(m, str)},
         )
         self.stopping = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -130,6 +135,8 @@ class Server:
             "tcp_port": tcp.sockets[0].getsockname()[1],
             "version": __version__,
             "local_key": secrets.token_urlsafe(24),  # bridge.json is readable by this user only (mkstemp: 0600)
+            "device": config.device,
+            "bundles": {name: str(folder) for name, folder in self.bundles.items()},
         }
         self.state.local_key = address["local_key"]
         self.state.own_ports = {address["osc_port"], address["tcp_port"]}
@@ -167,9 +174,18 @@ def serve(config: ServerConfig, ready: Callable[[dict[str, Any]], None] | None =
     if not is_loopback(config.host) and not config.token:
         raise UserError(f"--host {config.host} opens the bridge to the network: set --token as well")
     found_in = bundle_folders(config.state_dir) if config.serve_found else []
-    bundles = served_bundles(list(config.bundles), found_in)
-    # a bad bundle stops the bridge before it takes any request
-    manifests = {name: load_bundle(folder) for name, folder in bundles.items()}
+    served = served_bundles(list(config.bundles), found_in)
+    for why in served.passed_over:
+        log.warning("not served: %s", why)
+    manifests: dict[str, Manifest | str] = {}
+    for name, folder in served.folders.items():
+        try:
+            manifests[name] = load_bundle(folder)
+        except BundleError as err:
+            if name in served.given:
+                raise  # a bundle asked for by name stops the bridge before it takes any request
+            manifests[name] = str(err)  # a bundle found: the others serve on, and this one says why it cannot
+            log.warning("bundle %s cannot be served: %s", name, err)
     config.state_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_old_outputs(config.output_dir, config.keep_days)
     if removed:
@@ -181,6 +197,6 @@ def serve(config: ServerConfig, ready: Callable[[dict[str, Any]], None] | None =
     for job in failed:
         log.warning("job %s failed: %s", job.id, job.error_message)
     try:
-        asyncio.run(Server(config, store, bundles, manifests).run(ready))
+        asyncio.run(Server(config, store, served.folders, manifests).run(ready))
     finally:
         store.close()

@@ -1,8 +1,8 @@
 """The worker thread: runs queued jobs one at a time, from the typed request to WAVs on disk.
 
 It cannot die silently: an exception in a job fails that job with `internal` and the worker carries on; a bundle
-whose graphs cannot be loaded fails every queued job for it with that reason and makes the bridge answer every
-request for it with it, instead of queueing forever (the other bundles serve on).
+whose graphs cannot be loaded fails every job for it with that reason and makes the bridge answer every request
+for it with it, instead of queueing forever (the other bundles serve on).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from accompgen.core.bundle import Manifest
 from accompgen_bridge.engine import Cancelled, Engine
-from accompgen_bridge.errors import BAD_ARGUMENT, INTERNAL, JobError
-from accompgen_bridge.handlers import BridgeState, Running
+from accompgen_bridge.errors import INTERNAL, JobError
+from accompgen_bridge.handlers import BridgeState, Running, bundle_problem
 from accompgen_bridge.jobs import CANCELLED, DONE, FAILED, QUEUED, Job
 from accompgen_bridge.osc import Message
 from accompgen_bridge.outputs import write_outputs
@@ -42,11 +42,18 @@ class Worker:
         """`bundles`: name -> folder, the default first; `manifests`: theirs, already loaded and checked."""
         self.state, self.bundles, self.device, self.manifests = state, bundles, device, manifests or {}
         self.notify, self.stopping = notify, stopping
+        self.engines: dict[str, Engine] = {}
 
     def run(self) -> None:
-        engines = self.load_engines()
-        if not engines:
-            return  # every request is answered with the reasons
+        """Load the default bundle's graphs at once (the others when a job first needs them), fail the jobs no
+        bundle can run, then run the queue."""
+        self.engine_for(next(iter(self.bundles)))
+        for waiting in self.state.store.unfinished():
+            problem = bundle_problem(self.state, self.bundle_of(waiting))
+            if problem is not None:
+                self._fail(waiting.id, problem.code, str(problem))
+        if set(self.bundles) <= set(self.state.engine_errors):
+            return  # nothing can generate: every request is answered with the reasons
         while not self.stopping.is_set():
             job = self.state.store.next_queued()
             if job is None:
@@ -54,40 +61,31 @@ class Worker:
                 self.state.job_waiting.clear()
                 continue
             try:
-                engine = engines.get(self.bundle_of(job))
+                engine = self.engine_for(self.bundle_of(job))
                 if engine is None:
-                    self._fail(job.id, *self.why_not_served(job))
+                    problem = bundle_problem(self.state, self.bundle_of(job))
+                    assert problem is not None
+                    self._fail(job.id, problem.code, str(problem))
                 else:
                     self.run_job(engine, job)
             except Exception as err:  # a failure while reporting the outcome: the job must still end
                 log.exception("job %s could not be finished", job.id)
                 self._fail(job.id, INTERNAL, f"{type(err).__name__}: {err}")
 
-    def load_engines(self) -> dict[str, Engine]:
-        """Every bundle's sessions; one whose graphs do not load fails the jobs waiting for it, and says why."""
-        engines = {}
-        for name, folder in self.bundles.items():
+    def engine_for(self, name: str) -> Engine | None:
+        """The bundle's sessions, created on first use and kept (one bundle in memory until a job asks for
+        another); None when it cannot generate, with the reason in the state."""
+        if name not in self.engines and bundle_problem(self.state, name) is None:
             try:
-                engines[name] = Engine(folder, self.device, self.manifests.get(name))
+                self.engines[name] = Engine(self.bundles[name], self.device, self.manifests.get(name))
             except Exception as err:
-                why = f"the graphs of bundle {name} could not be loaded: {err}"
-                self.state.engine_errors[name] = str(JobError(INTERNAL, why))
+                self.state.engine_errors[name] = f"its graphs could not be loaded: {err}"
                 log.exception("cannot load the graphs of bundle %s", name)
-        for waiting in self.state.store.unfinished():
-            if self.bundle_of(waiting) in self.state.engine_errors:
-                self._fail(waiting.id, INTERNAL, self.state.engine_errors[self.bundle_of(waiting)])
-        return engines
+        return self.engines.get(name)
 
     def bundle_of(self, job: Job) -> str:
         """Jobs stored before requests named their bundle ran with the one bundle served then: the default."""
         return job.request.bundle or next(iter(self.bundles))
-
-    def why_not_served(self, job: Job) -> tuple[str, str]:
-        name = self.bundle_of(job)
-        if name in self.state.engine_errors:
-            return INTERNAL, self.state.engine_errors[name]
-        served = ", ".join(self.bundles)
-        return BAD_ARGUMENT, f"bundle {name} is not served by this bridge any more (it serves {served})"
 
     def run_job(self, engine: Engine, job: Job) -> None:
         running = self.state.running = Running(job.id)

@@ -236,6 +236,8 @@ def load_bundle(directory: str | Path, check_hashes: bool = True) -> Manifest:
         data = yaml.safe_load(manifest_path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise BundleError(f"{manifest_path} is not valid YAML ({err}): export the bundle again") from err
+    except OSError as err:
+        raise BundleError(f"cannot read {manifest_path}: {err.strerror}") from err
     manifest = Manifest.from_dict(data)
     for name, spec in manifest.graphs().items():
         path = directory / spec.file

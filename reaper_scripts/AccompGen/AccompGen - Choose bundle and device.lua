@@ -1,5 +1,5 @@
 -- @description AccompGen: Choose bundle and device
--- @version 0.5.0
+-- @version 0.5.1
 -- @author AccompGen
 -- @noindex
 -- @about
@@ -27,13 +27,6 @@ local function choose(entries, current)
   local index = gfx.showmenu(table.concat(shown, "|"))
   gfx.quit()
   return entries[index] and entries[index].value
-end
-
-local function serves(ping_reply, name)
-  for _, bundle in ipairs(ping_reply.bundles or {}) do
-    if bundle.name == name then return true end
-  end
-  return false
 end
 
 local function choose_folder()
@@ -70,7 +63,8 @@ lib.after_call(call, function(state, reply)
   local device = choose(devices, settings.device)
   if not device then return end
   lib.save_settings({ bundle = bundle, device = device })
-  local name = lib.bundle_name({ bundle = bundle })
+  local chosen = { bundle = bundle }
+  local name = lib.bundle_name(chosen)
   local ping = lib.start_call(settings, { "ping", "--timeout", "2" })
   if not ping then
     lib.message(("AccompGen will generate with %s on %s."):format(name, device))
@@ -80,7 +74,7 @@ lib.after_call(call, function(state, reply)
     local text = ("AccompGen will generate with %s on %s."):format(name, device)
     if ping_state ~= "done" then
       lib.message(text .. " AccompGen: Start or check bridge starts a bridge with it.")
-    elseif serves(running, name) and device == settings.device then
+    elseif lib.served_as_chosen(running, chosen) and device == running.device then
       lib.message(text .. " The running bridge serves it already.")
     else
       lib.message(text .. " The running bridge was started with other bundles or another device: run AccompGen: "

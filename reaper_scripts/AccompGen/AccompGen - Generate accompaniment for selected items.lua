@@ -1,5 +1,5 @@
 -- @description AccompGen: Generate accompaniment for selected items
--- @version 0.5.0
+-- @version 0.5.1
 -- @author AccompGen
 -- @about
 --   Select sung vocal items and run this script: each goes to the AccompGen bridge, a progress window shows
@@ -25,6 +25,8 @@
 --   [main] AccompGen - Choose bundle and device.lua
 --   [main] AccompGen - Generate accompaniment for time selection.lua
 -- @changelog
+--   A bundle is the one chosen only when its folder is the same, not its name alone, and a restart is asked for
+--   when the running bridge uses another device; a chosen bundle that cannot be served says why.
 --   Several models side by side: the bridge started by AccompGen: Start or check bridge serves every bundle it
 --   finds besides the chosen one, and each generation asks for the bundle chosen in AccompGen: Choose bundle and
 --   device or Settings, so switching needs no restart.

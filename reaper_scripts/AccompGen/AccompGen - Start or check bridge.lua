@@ -1,5 +1,5 @@
 -- @description AccompGen: Start or check bridge
--- @version 0.5.0
+-- @version 0.5.1
 -- @author AccompGen
 -- @noindex
 -- @about
@@ -45,11 +45,14 @@ end
 local function chosen_not_served(reply)
   local name = lib.bundle_name(settings)
   if not name then return nil end
-  for _, bundle in ipairs(reply.bundles or {}) do
-    if bundle.name == name then return nil end
+  local bundle = lib.served_as_chosen(reply, settings)
+  if bundle and bundle.summary:find("^cannot be served") then
+    return ("It cannot generate with %s, the bundle chosen in AccompGen: Settings: %s"):format(name, bundle.summary)
+  elseif not bundle then
+    return ("It does not serve %s from %s, the bundle chosen in AccompGen: Settings: run AccompGen: Stop bridge, "
+      .. "then this action again."):format(name, settings.bundle)
   end
-  return ("It does not serve %s, the bundle chosen in AccompGen: Settings: run AccompGen: Stop bridge, then this "
-    .. "action again."):format(name)
+  return nil
 end
 
 --- After starting the bridge: ping every second until it answers or START_WAIT_S have passed.

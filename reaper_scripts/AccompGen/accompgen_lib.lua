@@ -199,9 +199,27 @@ function M.load_settings()
   return settings
 end
 
+--- A folder path without trailing separators or "." parts, with / for \ on Windows (where both separate).
+local function plain_folder(path)
+  if M.is_windows() then path = path:gsub("\\", "/") end
+  path = path:gsub("/%./", "/"):gsub("/%.$", ""):gsub("(.)/+$", "%1")
+  return path
+end
+
 --- The name a request gives for the bundle chosen in Settings (its folder's), or nil: the bridge's default.
 function M.bundle_name(settings)
-  return settings.bundle:match("([^/\\]+)[/\\]*$")
+  return plain_folder(settings.bundle):match("([^/]+)$")
+end
+
+--- From a ping's reply: the bundle the bridge serves as the one chosen in Settings (the same name and, when the
+-- bridge says where its bundles lie, the same folder), or nil.
+function M.served_as_chosen(ping_reply, settings)
+  local name = M.bundle_name(settings)
+  for _, bundle in ipairs(ping_reply.bundles or {}) do
+    local same_folder = not bundle.path or plain_folder(bundle.path) == plain_folder(settings.bundle)
+    if bundle.name == name and same_folder then return bundle end
+  end
+  return nil
 end
 
 --- Store the settings `settings` holds (others keep their stored value).

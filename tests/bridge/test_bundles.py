@@ -3,6 +3,9 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,15 +57,25 @@ def test_given_bundles_come_first_then_those_found_each_once(shelf):
     served = served_bundles(
         [shelf / "shelf" / "choir", shelf / "shelf", shelf / "state" / "bundles" / "mine"], found_in
     )
-    assert list(served) == ["choir", "band", "mine"]
-    assert served["band"] == shelf / "shelf" / "band"
-    assert list(served_bundles([], found_in)) == ["mine"]
+    assert list(served.folders) == ["choir", "band", "mine"] and served.given == {"choir", "band", "mine"}
+    assert served.folders["band"] == shelf / "shelf" / "band" and served.passed_over == []
+    assert list(served_bundles([], found_in).folders) == ["mine"]
 
 
-def test_two_folders_of_one_name_are_refused(shelf):
+def test_two_given_folders_of_one_name_are_refused_a_found_one_is_passed_over(shelf):
     shutil.copytree(shelf / "shelf" / "choir", shelf / "elsewhere" / "choir")
     with pytest.raises(UserError, match=r"two bundles are named choir: .*rename one folder"):
         served_bundles([shelf / "shelf", shelf / "elsewhere" / "choir"], [])
+    served = served_bundles([shelf / "elsewhere" / "choir"], [shelf / "shelf"])
+    assert served.folders == {"choir": shelf / "elsewhere" / "choir", "band": shelf / "shelf" / "band"}
+    assert served.passed_over == [
+        f"{shelf / 'shelf' / 'choir'}: {shelf / 'elsewhere' / 'choir'} is served under the same name choir"
+    ]
+
+
+def test_a_bundle_given_as_the_current_folder_is_named_for_it(shelf, monkeypatch):
+    monkeypatch.chdir(shelf / "shelf" / "band")
+    assert list(served_bundles([Path(".")], []).folders) == ["band"]
 
 
 def test_a_folder_without_bundles_or_nothing_to_serve_says_what_to_give(tmp_path):
@@ -99,7 +112,31 @@ def test_a_bridge_serves_several_bundles_and_a_request_picks_one(shelf, vocal, c
         )
         assert np.array_equal(default, band) and np.array_equal(band, choir) and not np.array_equal(band, mine)
         _job, code, message = accompany("bundle", "nobody")
-        assert code == "bad_argument" and "unknown bundle 'nobody': this bridge serves band, choir, " in message
+        assert code == "bad_argument" and "bundle 'nobody' is not served: this bridge serves band, choir, " in message
     finally:
         client.close()
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_broken_bundle_found_is_listed_with_why_and_the_others_serve(shelf, vocal, capsys):
+    (shelf / "state" / "bundles" / "mine" / "stage_fine.onnx").write_bytes(b"replaced")  # its hash no longer fits
+    server = start_bridge(shelf / "shelf" / "band", shelf / "state", "--found")
+    try:
+        assert main(["--state-dir", str(shelf / "state"), "ping"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        (mine,) = [b for b in answer["bundles"] if b["name"] == "mine"]
+        assert mine["summary"].startswith("cannot be served: ") and "does not match its sha256" in mine["summary"]
+        assert answer["device"] == "auto" and mine["path"] == str(shelf / "state" / "bundles" / "mine")
+        assert "bundle mine cannot be served" in (shelf / "state" / "bridge.log").read_text()
+    finally:
+        server.stop()
+
+
+def test_a_bridge_that_cannot_start_says_why_in_its_log(shelf, tmp_path):
+    shutil.copytree(shelf / "shelf" / "choir", tmp_path / "elsewhere" / "choir")
+    command = [sys.executable, "-m", "accompgen_bridge.cli", "--state-dir", str(shelf / "state"), "serve"]
+    command += ["--bundle", str(shelf / "shelf"), "--bundle", str(tmp_path / "elsewhere" / "choir")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "two bundles are named choir" in done.stderr
+    assert "cannot serve: two bundles are named choir" in (shelf / "state" / "bridge.log").read_text()

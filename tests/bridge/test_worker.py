@@ -24,10 +24,20 @@ def state(tmp_path):
 def worker_for(state, *bundles):
     notes = []
     served = {bundle.name: bundle for bundle in bundles}
+    state.bundles = dict.fromkeys(served, "")
     worker = Worker(
         state, served, "cpu", lambda job_id, message, final: notes.append((message, final)), threading.Event()
     )
     return worker, notes
+
+
+@pytest.fixture
+def broken(tiny_bundle, tmp_path):
+    """The tiny bundle with a graph that is no graph."""
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, folder)
+    (folder / "stage_fine.onnx").write_bytes(b"not a graph")
+    return folder
 
 
 def test_even_a_short_job_reports_progress_before_it_is_done(state, tiny_bundle, vocal):
@@ -54,46 +64,36 @@ def test_a_failing_job_fails_alone_and_the_worker_takes_the_next(state, tiny_bun
     assert finals[0][1][1] == "missing_file"
 
 
-def test_a_bundle_whose_graphs_do_not_load_fails_its_jobs_with_the_reason(state, tiny_bundle, vocal, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_bundle, broken)
-    (broken / "stage_fine.onnx").write_bytes(b"not a graph")
+def test_a_bundle_whose_graphs_do_not_load_fails_its_jobs_with_the_reason(state, broken, vocal):
     worker, notes = worker_for(state, broken)
     job = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1))  # stored before bundles were named
+    gone = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle="gone"))
     worker.run()  # returns at once: nothing to serve with
-    error = state.engine_errors["broken"]
-    assert "graphs of bundle broken could not be loaded" in error and "stage_fine.onnx" in error
-    assert state.store.get(job.id).state == "failed"
-    assert notes == [(("/accompgen/error", [job.id, "internal", error]), True)]
+    assert state.engine_errors["broken"].startswith("its graphs could not be loaded: ")
+    assert "stage_fine.onnx" in state.engine_errors["broken"]
+    why = f"bundle broken cannot be served: {state.engine_errors['broken']}"
+    assert notes[0] == (("/accompgen/error", [job.id, "internal", why]), True)
+    assert notes[1][0][1][1:] == [
+        "bad_argument",
+        "bundle 'gone' is not served: this bridge serves broken (start it with --bundle FOLDER to serve another)",
+    ]
+    assert {state.store.get(j.id).state for j in (job, gone)} == {"failed"}
 
 
-def test_the_other_bundles_serve_on_beside_a_broken_one(state, tiny_bundle, vocal, tmp_path):
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny_bundle, broken)
-    (broken / "stage_fine.onnx").write_bytes(b"not a graph")
-    worker, notes = worker_for(state, tiny_bundle, broken)
-    for_broken = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle="broken"))
-    engines = worker.load_engines()
-    assert list(engines) == [tiny_bundle.name] and state.store.get(for_broken.id).state == "failed"
-    assert notes == [(("/accompgen/error", [for_broken.id, "internal", state.engine_errors["broken"]]), True)]
-    job = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle=tiny_bundle.name))
-    worker.run_job(engines[tiny_bundle.name], state.store.next_queued())
-    assert state.store.get(job.id).state == "done"
-
-
-def test_a_stored_job_for_a_bundle_no_longer_served_fails_with_the_ones_served(state, tiny_bundle, vocal):
-    stopping = threading.Event()
-    notes = []
+def test_the_other_bundles_serve_on_beside_a_broken_one(state, tiny_bundle, broken, vocal):
+    stopping, finals = threading.Event(), []
 
     def notify(job_id, message, final):
-        notes.append(message)
-        stopping.set()
+        finals.extend([message] if final else [])
+        if len(finals) == 2:
+            stopping.set()
 
-    job = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle="gone"))
-    Worker(state, {tiny_bundle.name: tiny_bundle}, "cpu", notify, stopping).run()
-    assert state.store.get(job.id).error_code == "bad_argument"
-    assert notes == [("/accompgen/error", [job.id, "bad_argument", state.store.get(job.id).error_message])]
-    assert f"bundle gone is not served by this bridge any more (it serves {tiny_bundle.name})" in notes[0][1][2]
+    state.bundles = {tiny_bundle.name: "", "broken": ""}
+    for_broken = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle="broken"))
+    for_tiny = state.store.submit(GenerateRequest(str(vocal), 0.0, 0.2, seed=1, bundle=tiny_bundle.name))
+    Worker(state, {tiny_bundle.name: tiny_bundle, "broken": broken}, "cpu", notify, stopping).run()
+    assert finals[0][1][:2] == [for_broken.id, "internal"] and "bundle broken cannot be served" in finals[0][1][2]
+    assert finals[1][0] == "/accompgen/done" and finals[1][1][0] == for_tiny.id
 
 
 class EngineWithABug(Engine):

@@ -75,7 +75,7 @@ def test_a_bundle_the_bridge_does_not_serve_is_named_with_those_it_does(project,
     vocal_project(project, vocal_file)
     sim = run_generate(project, running_bridge.state_dir, bundle="/models/rock band")
     (message,) = sim.reaper.messages
-    assert "unknown bundle 'rock band': this bridge serves tiny" in message
+    assert "bundle 'rock band' is not served: this bridge serves tiny" in message
     assert len(project.tracks) == 1 and project.undo_blocks == []
 
 

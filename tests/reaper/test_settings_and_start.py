@@ -124,7 +124,7 @@ def test_start_needs_the_chosen_folder_to_be_a_bundle(project, tmp_path):
     assert not [argv for argv in sim.reaper.exec_argv if "serve" in argv]
 
 
-def start_and_wait(project, settings, state):
+def start_and_wait(project, settings):
     sim = simulate(project, START, settings)
     sim.run()
     sim.run_deferred(max_cycles=3000, cycle_s=0.02)
@@ -134,7 +134,7 @@ def start_and_wait(project, settings, state):
 def test_without_a_chosen_bundle_start_serves_every_bundle_found(project, tiny_bundle, tmp_path):
     state = tmp_path / "state"
     shutil.copytree(tiny_bundle, state / "bundles" / "my choir")
-    sim = start_and_wait(project, {"bridge_command": bridge_command(state) + " --log-level error"}, state)
+    sim = start_and_wait(project, {"bridge_command": bridge_command(state) + " --log-level error"})
     try:
         (serve,) = [argv for argv in sim.reaper.exec_argv if "serve" in argv]
         assert "--bundle" not in serve
@@ -148,14 +148,14 @@ def test_without_a_chosen_bundle_start_serves_every_bundle_found(project, tiny_b
 def test_start_serves_the_chosen_bundle_first_and_says_when_a_running_bridge_lacks_it(project, tiny_bundle, tmp_path):
     state = tmp_path / "state"
     settings = {"bridge_command": bridge_command(state) + " --log-level error", "bundle": str(tiny_bundle)}
-    sim = start_and_wait(project, settings, state)
+    sim = start_and_wait(project, settings)
     try:
         (serve,) = [argv for argv in sim.reaper.exec_argv if "serve" in argv]
         assert serve[serve.index("--bundle") + 1] == str(tiny_bundle) and "--found" in serve
         assert sim.reaper.messages[0].startswith("Started the AccompGen bridge 0.1.0, serving tiny (tiny, fp32), ")
-        sim = start_and_wait(project, {**settings, "bundle": "/models/rock band"}, state)
+        sim = start_and_wait(project, {**settings, "bundle": "/models/rock band"})
         (message,) = sim.reaper.messages
-        assert "is running" in message and "It does not serve rock band, the bundle chosen" in message
+        assert "is running" in message and "It does not serve rock band from /models/rock band, the bundle" in message
         assert not [argv for argv in sim.reaper.exec_argv if "serve" in argv]
     finally:
         stop_started_bridge(sim, state)

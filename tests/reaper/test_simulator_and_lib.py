@@ -167,3 +167,32 @@ def test_reading_a_file_whole_in_one_tick_is_heavy(tmp_path):
     sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua")
     sim._tick(lambda: sim.lua.execute(f"local f = io.open({str(audio)!r}, 'rb') f:read('a') f:close()"))
     assert sim.ticks[0].bytes_read == 3 << 20 and len(sim.heavy_ticks()) == 1
+
+
+@pytest.mark.parametrize(
+    ("os_name", "folder", "name"),
+    [
+        ("Linux", "/models/my choir/", "my choir"),
+        ("Linux", "/models/my choir/.", "my choir"),
+        ("Linux", "/models/./my choir", "my choir"),
+        ("Linux", "/models/back\\slash", "back\\slash"),  # a legal letter in a POSIX name
+        ("Linux", "", None),
+        ("Linux", "/", None),
+        ("Win64", "C:\\models\\my choir\\", "my choir"),
+        ("Win64", "C:/models/my choir", "my choir"),
+        ("macOS-arm64", "/Users/me/bundles/rock", "rock"),
+    ],
+)
+def test_a_bundle_is_asked_for_by_its_folders_name(tmp_path, os_name, folder, name):
+    sim = Simulation(Project(tmp_path), SCRIPTS / "AccompGen - Settings.lua", os_name=os_name)
+    lib = sim.lua.execute(f"return dofile('{SCRIPTS / 'accompgen_lib.lua'}')")
+    assert lib.bundle_name(sim.lua.table_from({"bundle": folder})) == name
+
+
+def test_the_bundle_served_as_chosen_has_its_name_and_folder(lua):
+    sim, lib = lua
+    served = [{"name": "chorales", "path": "/pkg/bundles/chorales", "summary": "chorales, int8"}]
+    reply = sim.lua.table_from({"bundles": sim.lua.table_from([sim.lua.table_from(b) for b in served])})
+    for chosen, found in (("/pkg/bundles/chorales/", True), ("/home/me/chorales", False), ("/x/rock", False)):
+        bundle = lib.served_as_chosen(reply, sim.lua.table_from({"bundle": chosen}))
+        assert (bundle is not None) == found, chosen
