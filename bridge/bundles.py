@@ -10,6 +10,7 @@ from pathlib import Path
 import accompgen
 from accompgen.core.bundle import MANIFEST, BundleError, Manifest, load_bundle
 from accompgen.core.errors import UserError
+from accompgen_bridge.handlers import CREDENTIALS
 
 INSTALLED = Path(accompgen.__file__).parent / "bundles"  # the trained chorale bundle comes with the package
 
@@ -75,6 +76,8 @@ def served_bundles(given: list[Path], found_in: list[Path]) -> ServedBundles:
     served = ServedBundles()
     for bundle in (bundle for path in given for bundle in _given_bundles(path)):
         name, other = bundle_name(bundle), served.folders.get(bundle_name(bundle))
+        if name in CREDENTIALS:
+            raise UserError(f"{bundle}: a bundle may not be named {name}, a word of the protocol: rename the folder")
         if other is not None and other.resolve() != bundle.resolve():
             raise UserError(
                 f"two bundles are named {name}: {other} and {bundle}. Requests name a bundle by its folder: "
@@ -84,7 +87,9 @@ def served_bundles(given: list[Path], found_in: list[Path]) -> ServedBundles:
         served.given.add(name)
     for bundle in (bundle for folder in found_in for bundle in bundles_in(folder)):
         other = served.folders.get(bundle.name)
-        if other is None:
+        if bundle.name in CREDENTIALS:
+            served.passed_over.append(f"{bundle}: a bundle may not be named {bundle.name}, a word of the protocol")
+        elif other is None:
             served.folders[bundle.name] = bundle
         elif other.resolve() != bundle.resolve():
             served.passed_over.append(f"{bundle}: {other} is served under the same name {bundle.name}")

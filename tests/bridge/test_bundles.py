@@ -73,6 +73,14 @@ def test_two_given_folders_of_one_name_are_refused_a_found_one_is_passed_over(sh
     ]
 
 
+def test_a_bundle_named_like_a_credential_is_refused_or_passed_over(shelf):
+    shutil.copytree(shelf / "shelf" / "choir", shelf / "words" / "token")
+    with pytest.raises(UserError, match=r"a bundle may not be named token, a word of the protocol"):
+        served_bundles([shelf / "words" / "token"], [])
+    served = served_bundles([], [shelf / "words", shelf / "shelf"])
+    assert list(served.folders) == ["band", "choir"] and "may not be named token" in served.passed_over[0]
+
+
 def test_a_bundle_given_as_the_current_folder_is_named_for_it(shelf, monkeypatch):
     monkeypatch.chdir(shelf / "shelf" / "band")
     assert list(served_bundles([Path(".")], []).folders) == ["band"]

@@ -225,3 +225,9 @@ def test_a_request_with_credentials_is_not_taken_for_a_reply(state, vocal):
     ((_, (_, (job_id, _))),), _ = ask(state, "/accompgen/generate", str(vocal), 0.0, 1.0, "token", "t", token="t")
     ((_, (address, args)),), _ = ask(state, "/accompgen/status", job_id, "token", "t", token="t")
     assert address == "/accompgen/status" and args[:2] == [job_id, "queued"]
+
+
+def test_a_bundles_request_with_credentials_is_answered_and_a_reply_never_is(state):
+    ((_, (address, listed)),), _ = ask(state, "/accompgen/bundles", "token", "t", token="t")
+    assert address == "/accompgen/bundles" and listed[0] == "chorales"
+    assert ask(state, "/accompgen/bundles", "choir", "mine, fp32", "token", "t, fp32", token="t")[0] == []
