@@ -128,8 +128,8 @@ def race_path(
         if record["step"] == settings.timing_steps:
             step_s = float(np.median(np.diff(stamps[1:])))
             trainer.plan_steps(trainer.step + max(1, int((budget - clock.seconds()) / step_s)))
-        if clock.seconds() >= budget:
-            trainer.plan_steps(trainer.step)  # slower than timed: stop at the budget
+        if record["step"] >= settings.timing_steps and clock.seconds() >= budget:
+            trainer.plan_steps(trainer.step)  # slower than timed: stop at the budget (never before it is timed)
         elif clock.seconds() >= every * (len(curve) + 1):
             clock.pause(held_out)
 
