@@ -351,14 +351,23 @@ def train_semantic_encoder(args: argparse.Namespace) -> None:
 
 
 def recipe(args: argparse.Namespace) -> None:
-    from accompgen.apps.recipe import RECIPES, run_recipe
+    if args.corpus == "songs":
+        from accompgen.apps.song_recipe import run_song_recipe
+
+        if args.data is None:
+            raise UserError("recipe songs needs --data FOLDER: your song folders (vocals plus accompaniment or stems)")
+        run_song_recipe(args.out, args.data, args.test, args.hours or 2.5, args.quick, args.set)
+        return
+    from accompgen.apps.recipe import RECIPES, Recipe, run_recipe
     from accompgen.apps.settings_override import override
 
+    if args.data or args.test or args.hours:
+        raise UserError("--data, --test and --hours are for `recipe songs`: the chorale recipe renders its own songs")
     kind = "quick" if args.quick else "full"
     settings = RECIPES[kind]
     for assignment in args.set:
         settings = override(settings, assignment)
-    run_recipe(args.out, settings, kind)
+    run_recipe(Recipe(args.out, settings, kind))
 
 
 def eval_music(args: argparse.Namespace) -> None:
@@ -563,10 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--max-songs", type=int, default=200, help="songs held in memory (default 200)")
     ts.set_defaults(run=train_semantic_encoder)
 
-    rec = commands.add_parser("recipe", help="the whole training recipe, resumable: render ... evaluate")
-    rec.add_argument("corpus", choices=("chorales",), help="the corpus to train on")
+    rec = commands.add_parser("recipe", help="the whole training recipe, resumable: songs ... evaluated bundle")
+    rec.add_argument("corpus", choices=("chorales", "songs"), help="the Bach chorales, or your own songs (--data)")
     rec.add_argument("--out", required=True, type=Path, help="run folder (a second run resumes it)")
-    rec.add_argument("--quick", action="store_true", help="a few chorales and tiny sizes: minutes, not hours")
+    rec.add_argument("--data", type=Path, help="songs: folder of song folders (vocals plus accompaniment or stems)")
+    rec.add_argument("--test", type=Path, help="songs: held-out song folders (default: about one song in ten)")
+    rec.add_argument("--hours", type=float, help="songs: the time budget the steps are sized to (default 2.5)")
+    rec.add_argument("--quick", action="store_true", help="few songs and tiny sizes: minutes, not hours")
     rec.add_argument(
         "--set",
         action="append",

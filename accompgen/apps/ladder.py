@@ -185,7 +185,7 @@ def print_ladder(report: dict[str, Any]) -> None:
             f"{s['matched']:.3f}",
             f"{s['cross_paired']:.3f}",
             f"{s['gap']:+.3f}",
-            _p_value(s["p_value"], report["settings"]["permutations"]),
+            p_value_text(s["p_value"], report["settings"]["permutations"]),
             f"{s['harmonic_share']:.2f}",
             f"{s['flatness']:.3f}",
             f"{s['chord_movement']:.2f}",
@@ -198,6 +198,6 @@ def print_ladder(report: dict[str, Any]) -> None:
     print(f"{len(report['songs'])} held-out songs, {report['settings']['seconds']:g} s each")
 
 
-def _p_value(p: float, permutations: int) -> str:
+def p_value_text(p: float, permutations: int) -> str:
     """The permutation test's smallest p is 1 / (permutations + 1): at that, say it is below 1 / permutations."""
     return f"< {1 / permutations:.0e}" if p <= 1 / (permutations + 1) + 1e-15 else f"{p:.4f}"

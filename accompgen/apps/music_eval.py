@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from accompgen.core.audio import fit_length, resample
 from accompgen.core.errors import UserError
 from accompgen.core.music import vac
 from accompgen.data.stems import Song, SongError, SongSource
@@ -61,7 +62,8 @@ def pairing_scores(vocals: list[np.ndarray], accompaniments: list[np.ndarray], r
 
 
 def read_clips(sources: list[SongSource], settings: MusicEvalSettings) -> tuple[list[Clip], dict[str, str]]:
-    """The first `settings.songs` songs long enough for a clip at the offset; the others listed with why."""
+    """The first `settings.songs` songs long enough for a clip at the offset, all at the first one's sample rate;
+    the others listed with why."""
     clips, skipped = [], {}
     for source in sources:
         if len(clips) == settings.songs:
@@ -76,7 +78,13 @@ def read_clips(sources: list[SongSource], settings: MusicEvalSettings) -> tuple[
             skipped[source.name] = f"shorter than {settings.offset_s + settings.seconds:g} s"
             continue
         cut = slice(start, start + length)
-        clips.append(Clip(source.name, song.vocals[cut], song.accompaniment[cut], song.sample_rate))
+        rate = clips[0].sample_rate if clips else song.sample_rate  # every score compares clips at one rate
+        samples = round(settings.seconds * rate)
+        vocal, accompaniment = (
+            fit_length(resample(audio[cut], song.sample_rate, rate), samples)
+            for audio in (song.vocals, song.accompaniment)
+        )
+        clips.append(Clip(source.name, vocal, accompaniment, rate))
     if len(clips) < MIN_SONGS:
         why = "".join(f"; {name}: {reason}" for name, reason in list(skipped.items())[:5])
         raise UserError(
@@ -142,8 +150,6 @@ def evaluate_music(
     """Scores of every named bundle and of the real accompaniments, on the same clips."""
     clips, skipped = read_clips(sources, settings)
     rate = clips[0].sample_rate
-    if any(clip.sample_rate != rate for clip in clips):
-        raise UserError("the songs have different sample rates: resample them to one")
     vocals = [clip.vocal for clip in clips]
     report: dict[str, Any] = {
         "settings": asdict(settings),

@@ -173,7 +173,9 @@ class Recipe:
             theirs = state.get("settings") or {}
             changed = sorted(key for key in ours if theirs.get(key) != ours[key])
             steps = [step.name for step in self.steps()]
-            first = min((steps.index(FIRST_STEP_USING[key]) for key in changed), default=0)
+            first = min(
+                (steps.index(FIRST_STEP_USING[key]) for key in changed if FIRST_STEP_USING[key] in steps), default=0
+            )
             raise UserError(
                 f"{self.out} holds a {state.get('recipe')} recipe run made with other settings "
                 f"({', '.join(changed) or 'another recipe'}): with these, steps {', '.join(steps[first:])} would have "
@@ -217,8 +219,7 @@ class Recipe:
             for name in ("semantic", "coarse", "fine")
         ]
         return [
-            Step("render", "render the chorales", self._render, self.corpus),
-            Step("unseen-voice", "sing the test songs anew", self._render_unseen_voice, self.unseen_voice / "test"),
+            *self._corpus_steps(),
             Step("codec", "train the codec", self._train_codec, self.codec_dir / "report.json"),
             Step("semantic-encoder", "train the semantic encoder", self._train_hubert, self.hubert_dir / "config.json"),
             Step("kmeans", "fit k-means", self._fit_kmeans, self.model_dir / "semantic_tokens.json"),
@@ -228,6 +229,13 @@ class Recipe:
             Step("sampling", "choose sampling defaults", self._choose_sampling, self.out / "sampling.json"),
             Step("verify", "verify the bundles", self._verify, self.compact_bundle / "verify.json"),
             Step("evaluate", "evaluate", self._evaluate, self.evaluation),
+        ]
+
+    def _corpus_steps(self) -> list[Step]:
+        """The steps that make the songs: rendered from the scores, and the held-out ones sung anew."""
+        return [
+            Step("render", "render the chorales", self._render, self.corpus),
+            Step("unseen-voice", "sing the test songs anew", self._render_unseen_voice, self.unseen_voice / "test"),
         ]
 
     def _songs(self, split: str) -> list[SongSource]:
@@ -313,7 +321,7 @@ class Recipe:
             write_bundle(
                 parts, bundle, ExportSettings(quantize=quantize), overwrite=True, progress=lambda g: report(0, 1, g)
             )
-            write_demo_vocal(self.corpus, bundle)
+            write_demo_vocal(self._songs("test")[0], bundle)
 
     def _choose_sampling(self, report: Report) -> None:
         """On validation songs of the training corpus (held back from the stages, not the test set)."""
@@ -354,13 +362,7 @@ class Recipe:
             self.settings.music,
             progress=lambda text: report(1, 4, text),
         )
-        report(2, 4, "vocal-accompaniment consonance, test songs sung by a voice no training used")
-        unseen = evaluate_music(
-            {"trained_int8": self.compact_bundle},
-            folder_songs(self.unseen_voice / "test"),
-            self.settings.music,
-            progress=lambda text: report(2, 4, f"unseen voice: {text}"),
-        )
+        voices = self._other_voice_evaluation(music, report)
         report(3, 4, "the ladder, from the real accompaniment to the int8 bundle")
         ladder = evaluate_ladder(
             self.compact_bundle,
@@ -372,7 +374,7 @@ class Recipe:
         result = {
             "tokens": tokens,
             "music": music,
-            "unseen_voice": unseen | {"gap_ratio": gap_ratio(unseen["trained_int8"], music["trained_int8"])},
+            **voices,
             "ladder": ladder,
             "codec": json.loads((self.codec_dir / "report.json").read_text()),
             "semantic_tokens": json.loads((self.model_dir / "semantic_tokens.json").read_text()),
@@ -381,13 +383,24 @@ class Recipe:
         tmp.write_text(json.dumps(result, indent=1))
         os.replace(tmp, self.evaluation)
 
+    def _other_voice_evaluation(self, music: dict[str, Any], report: Report) -> dict[str, Any]:
+        """The test songs sung by a voice no training used, scored beside the seen voices."""
+        report(2, 4, "vocal-accompaniment consonance, test songs sung by a voice no training used")
+        unseen = evaluate_music(
+            {"trained_int8": self.compact_bundle},
+            folder_songs(self.unseen_voice / "test"),
+            self.settings.music,
+            progress=lambda text: report(2, 4, f"unseen voice: {text}"),
+        )
+        return {"unseen_voice": unseen | {"gap_ratio": gap_ratio(unseen["trained_int8"], music["trained_int8"])}}
+
 
 def gap_ratio(unseen: dict[str, float], seen: dict[str, float]) -> float | None:
     """The unseen voice's matched-minus-cross gap over the seen voices' (None while the seen gap is not positive)."""
     return unseen["gap"] / seen["gap"] if seen["gap"] > 0 else None
 
 
-def run_recipe(out: Path, settings: RecipeSettings, kind: str) -> dict[str, Any]:
+def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Runs every step not yet done, with a progress bar and time estimate each; returns the evaluation."""
     from rich.console import Console
     from rich.progress import (
@@ -399,7 +412,6 @@ def run_recipe(out: Path, settings: RecipeSettings, kind: str) -> dict[str, Any]
         TimeRemainingColumn,
     )
 
-    recipe = Recipe(out, settings, kind)
     console = Console(stderr=True)
     columns = (
         TextColumn("{task.fields[title]:<32}"),
@@ -440,9 +452,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def write_demo_vocal(corpus: Path, out: Path, seconds: float = 12.0) -> Path:
-    """The opening of the first held-out chorale's melody: the demo's vocal, shipped beside the bundle."""
-    song = folder_songs(corpus / "test")[0].load()
+def write_demo_vocal(source: SongSource, out: Path, seconds: float = 12.0) -> Path:
+    """The opening of a held-out song's vocal: the demo's vocal, shipped beside the bundle."""
+    song = source.load()
     vocal = song.vocals[: round(seconds * song.sample_rate)]
     path = out / "demo_vocal.flac"
     sf.write(path, (0.5 * vocal / max(float(np.abs(vocal).max()), 1e-9)).astype(np.float32), song.sample_rate)

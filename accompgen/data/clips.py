@@ -58,3 +58,17 @@ def noisy_vocals(song: Song, starts: list[int], settings: ClipSettings, rng: np.
     level = rms_db(np.concatenate([song.vocals[start : start + length] for start in starts]))
     noise = rng.normal(0.0, 10 ** ((level - settings.vocal_noise_snr_db) / 20), len(song.vocals))
     return (song.vocals + noise).astype(np.float32)
+
+
+def held_out_songs(songs: list[str], every: int = 10, minimum: int = 4) -> list[str]:
+    """The songs a run holds out from training, to evaluate on: about one in `every` by a hash of its name (drawn
+    apart from song_splits' validation songs, so both sides keep some), and at least `minimum` while there are more
+    than twice as many songs; in the order given."""
+    digests = {name: int(hashlib.sha1(f"test:{name}".encode()).hexdigest(), 16) for name in songs}
+    chosen = {name for name, digest in digests.items() if digest % every == 0}
+    wanted = min(minimum, len(songs) // 2)
+    for name in sorted(digests, key=digests.__getitem__):
+        if len(chosen) >= wanted:
+            break
+        chosen.add(name)
+    return [name for name in songs if name in chosen]

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from accompgen.data.clips import ClipSettings, audible_clips, song_splits
+from accompgen.data.clips import ClipSettings, audible_clips, held_out_songs
 from accompgen.data.stems import Song, SongError, SongSource, audio_files
 
 CODEC_RATE_HZ = 24000  # the rate the codec hears: lower rates lack the top octave
@@ -68,6 +69,15 @@ class PreflightReport:
     def minutes(self, split: str) -> float:
         return sum(song.seconds for song in self.usable(split)) / 60
 
+    def to_dict(self) -> dict[str, Any]:
+        fields = ("name", "split", "seconds", "sample_rate", "channels", "clips", "unusable", "problems")
+        return {
+            "songs": [{name: getattr(song, name) for name in fields} for song in self.songs],
+            "duplicates": self.duplicates,
+            "notes": self.notes,
+            "refusal": self.refusal,
+        }
+
 
 def preflight(
     train: list[SongSource],
@@ -76,10 +86,10 @@ def preflight(
     progress: Callable[[str], None] | None = None,
     minimum: CorpusMinimum = CorpusMinimum(),
 ) -> PreflightReport:
-    """Check every song; without `test`, the songs held out are the ones `song_splits` picks from `train`."""
+    """Check every song; without `test`, the songs held out are the ones `held_out_songs` picks from `train`."""
     if test is None:
-        splits = song_splits([source.name for source in train], clips.val_every)
-        sources = [(source, "test" if splits[source.name] == "val" else "train") for source in train]
+        held = set(held_out_songs([source.name for source in train], minimum=minimum.test_songs))
+        sources = [(source, "test" if source.name in held else "train") for source in train]
     else:
         sources = [(source, "train") for source in train] + [(source, "test") for source in test]
     songs = []

@@ -1,6 +1,8 @@
 import numpy as np
 
-from accompgen.apps.music_eval import pairing_scores
+from accompgen.apps.music_eval import MusicEvalSettings, pairing_scores, read_clips
+from accompgen.data.stems import folder_songs
+from tests.accompgen.conftest import write_song
 from tests.accompgen.core.test_music import RATE, tones
 
 ROOTS = [48, 50, 52, 53, 55, 57, 59, 49]  # eight keys
@@ -29,3 +31,11 @@ def test_noise_scores_low_and_evenly():
     noise = [rng.standard_normal(RATE).astype(np.float32) for _ in ROOTS]
     scores = pairing_scores(vocals, noise, RATE, permutations=500)
     assert scores["matched"] < 0.4 and abs(scores["gap"]) < 0.1
+
+
+def test_songs_at_other_rates_are_scored_at_the_first_ones(tmp_path):
+    for i, rate in enumerate((24000, 16000, 44100, 24000)):
+        write_song(tmp_path / f"song{i}", seconds=6.0, seed=i, rate=rate)
+    clips, skipped = read_clips(folder_songs(tmp_path), MusicEvalSettings(songs=4, seconds=3.0))
+    assert not skipped and {clip.sample_rate for clip in clips} == {24000}
+    assert {len(clip.vocal) for clip in clips} == {len(clip.accompaniment) for clip in clips} == {3 * 24000}

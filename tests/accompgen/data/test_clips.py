@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from accompgen.core.errors import UserError
-from accompgen.data.clips import ClipSettings, audible_clips, noisy_vocals, rms_db, song_splits
+from accompgen.data.clips import ClipSettings, audible_clips, held_out_songs, noisy_vocals, rms_db, song_splits
 from accompgen.data.stems import Song
 
 
@@ -29,3 +29,13 @@ def test_splits_hold_out_about_one_song_in_twenty_and_never_none():
     assert 10 <= len(held_out) <= 35
     assert all(song_splits([*names, "new song"], 20)[name] == "val" for name in held_out)  # adding moves none
     assert sorted(song_splits(["a", "b"], 20).values()) == ["train", "val"]
+
+
+def test_about_one_song_in_ten_is_held_out_at_least_four_and_never_the_validation_songs_alone():
+    names = [f"song{i}" for i in range(400)]
+    held = held_out_songs(names)
+    assert 25 <= len(held) <= 60 and held == [name for name in names if name in held]
+    assert set(held) <= set(held_out_songs([*names, "new song"]))  # adding a song moves none
+    validation = {name for name, split in song_splits(names, 20).items() if split == "val"}
+    assert validation - set(held)  # the stages keep validation songs of their own
+    assert len(held_out_songs(names[:12])) == 4 and len(held_out_songs(names[:5])) == 2
