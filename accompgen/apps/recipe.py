@@ -186,9 +186,7 @@ class Recipe:
 
     def _save_state(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".partial")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, self.state_path)
+        write_text_atomic(self.state_path, json.dumps(self.state, indent=1))
 
     def is_done(self, step: Step) -> bool:
         return bool(self.state["steps"].get(step.name, {}).get("done")) and step.output.exists()
@@ -334,9 +332,7 @@ class Recipe:
         )
         for bundle in (self.bundle, self.compact_bundle):
             set_sampling_defaults(bundle, chosen)
-        tmp = self.out / "sampling.partial"
-        tmp.write_text(json.dumps({"chosen": chosen, "tried": tried}, indent=1))
-        os.replace(tmp, self.out / "sampling.json")
+        write_text_atomic(self.out / "sampling.json", json.dumps({"chosen": chosen, "tried": tried}, indent=1))
 
     def _verify(self, report: Report) -> None:
         from accompgen.apps.verify import verify_bundle
@@ -379,9 +375,7 @@ class Recipe:
             "codec": json.loads((self.codec_dir / "report.json").read_text()),
             "semantic_tokens": json.loads((self.model_dir / "semantic_tokens.json").read_text()),
         }
-        tmp = self.evaluation.with_suffix(".partial")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, self.evaluation)
+        write_text_atomic(self.evaluation, json.dumps(result, indent=1))
 
     def _other_voice_evaluation(self, music: dict[str, Any], report: Report) -> dict[str, Any]:
         """The test songs sung by a voice no training used, scored beside the seen voices."""
@@ -459,3 +453,10 @@ def write_demo_vocal(source: SongSource, out: Path, seconds: float = 12.0) -> Pa
     path = out / "demo_vocal.flac"
     sf.write(path, (0.5 * vocal / max(float(np.abs(vocal).max()), 1e-9)).astype(np.float32), song.sample_rate)
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """A reader (or a resumed run) sees the old file or the new one, never half of one."""
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accompgen.apps.ladder import p_value_text
-from accompgen.apps.recipe import FULL, QUICK, Recipe, RecipeSettings, Report, Step, run_recipe
+from accompgen.apps.recipe import FULL, QUICK, Recipe, RecipeSettings, Report, Step, run_recipe, write_text_atomic
 from accompgen.core.errors import UserError
 from accompgen.data.preflight import CorpusMinimum, PreflightReport
 from accompgen.data.stems import SongSource, folder_songs
@@ -152,7 +151,7 @@ class SongsRecipe(Recipe):
         super()._evaluate(report)
         card = model_card(self.split, json.loads(self.evaluation.read_text()), self.state, self.settings)
         for bundle in (self.bundle, self.compact_bundle):
-            _write_text(bundle / "README.md", card)
+            write_text_atomic(bundle / "README.md", card)
 
 
 SPLIT_FILE = "split.json"
@@ -166,7 +165,7 @@ def write_split(out: Path, data: Path, test: Path | None, report: PreflightRepor
         "test": [song.name for song in report.usable("test")],
     }
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / SPLIT_FILE, json.dumps(split, indent=1))
+    write_text_atomic(out / SPLIT_FILE, json.dumps(split, indent=1))
     return split
 
 
@@ -230,12 +229,6 @@ def model_card(
     )
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def run_song_recipe(
     out: Path, data: Path, test: Path | None, hours: float, quick: bool, overrides: list[str]
 ) -> dict[str, Any]:
@@ -291,6 +284,6 @@ def check_songs(
         raise UserError(f"too little to train on: {report.refusal}")
     corpus = CorpusSummary.of(report)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(report_path, json.dumps({"summary": dataclasses.asdict(corpus), **report.to_dict()}, indent=1))
+    write_text_atomic(report_path, json.dumps({"summary": dataclasses.asdict(corpus), **report.to_dict()}, indent=1))
     write_split(out, data, test, report)
     return corpus
