@@ -50,14 +50,22 @@ def pitch_class_accuracy(
     encoder, train: Iterable[SongSource], test: Iterable[SongSource], seconds: float = 30.0
 ) -> dict[str, float]:
     """`encoder`: a SemanticEncoder (audio -> ids). Accuracy of the token -> pitch class guess on `test`."""
-    train_tokens, train_labels = _tokens_and_labels(encoder, train, seconds)
+    return token_pitch_accuracy(
+        *_tokens_and_labels(encoder, train, seconds), *_tokens_and_labels(encoder, test, seconds)
+    )
+
+
+def token_pitch_accuracy(
+    train_tokens: np.ndarray, train_labels: np.ndarray, test_tokens: np.ndarray, test_labels: np.ndarray
+) -> dict[str, float]:
+    """Every token guesses the pitch class it most often sounds with in training; a token never seen there
+    guesses wrong."""
     size = int(max(train_tokens.max(), 0)) + 1
     counts = np.zeros((size, 12), dtype=np.int64)
     np.add.at(counts, (train_tokens, train_labels), 1)
     guess = counts.argmax(axis=1)
-    test_tokens, test_labels = _tokens_and_labels(encoder, test, seconds)
-    known = test_tokens < size
-    predicted = np.where(known, guess[np.minimum(test_tokens, size - 1)], -1)
+    index = np.minimum(test_tokens, size - 1)
+    predicted = np.where((test_tokens < size) & (counts.sum(axis=1) > 0)[index], guess[index], -1)
     return {
         "accuracy": float((predicted == test_labels).mean()),
         "chance": float(np.bincount(test_labels, minlength=12).max() / len(test_labels)),
