@@ -356,13 +356,16 @@ def recipe(args: argparse.Namespace) -> None:
 
         if args.data is None:
             raise UserError("recipe songs needs --data FOLDER: your song folders (vocals plus accompaniment or stems)")
-        run_song_recipe(args.out, args.data, args.test, args.hours or 2.5, args.quick, args.set)
+        run_song_recipe(args.out, args.data, args.test, args.hours or 2.5, args.quick, args.set, args.start)
         return
     from accompgen.apps.recipe import RECIPES, Recipe, run_recipe
     from accompgen.apps.settings_override import override
 
-    if args.data or args.test or args.hours:
-        raise UserError("--data, --test and --hours are for `recipe songs`: the chorale recipe renders its own songs")
+    if args.data or args.test or args.hours or args.start:
+        raise UserError(
+            "--data, --test, --hours and --from are for `recipe songs`: the chorale recipe renders its own songs and "
+            "trains from nothing"
+        )
     kind = "quick" if args.quick else "full"
     settings = RECIPES[kind]
     for assignment in args.set:
@@ -578,6 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--data", type=Path, help="songs: folder of song folders (vocals plus accompaniment or stems)")
     rec.add_argument("--test", type=Path, help="songs: held-out song folders (default: about one song in ten)")
     rec.add_argument("--hours", type=float, help="songs: the time budget the steps are sized to (default 2.5)")
+    rec.add_argument(
+        "--from",
+        dest="start",
+        type=Path,
+        metavar="RUN",
+        help="songs: start from the model of this recipe run folder (tokenizers and stages), not from nothing",
+    )
     rec.add_argument("--quick", action="store_true", help="few songs and tiny sizes: minutes, not hours")
     rec.add_argument(
         "--set",

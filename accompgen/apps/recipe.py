@@ -155,6 +155,7 @@ class Recipe:
         self.codec_dir = self.out / "codec"
         self.hubert_dir = self.out / "hubert"
         self.model_dir = self.out / "model"
+        self.semantic_tokens_report = self.model_dir / "semantic_tokens.json"
         self.tokens = self.out / "tokens"
         self.test_tokens = self.out / "tokens-test"
         self.bundle = self.out / "bundle"  # fp32, the reference
@@ -218,9 +219,7 @@ class Recipe:
         ]
         return [
             *self._corpus_steps(),
-            Step("codec", "train the codec", self._train_codec, self.codec_dir / "report.json"),
-            Step("semantic-encoder", "train the semantic encoder", self._train_hubert, self.hubert_dir / "config.json"),
-            Step("kmeans", "fit k-means", self._fit_kmeans, self.model_dir / "semantic_tokens.json"),
+            *self._tokenizer_steps(),
             Step("prepare", "tokenize the songs", self._prepare, self.test_tokens),
             *stage_steps,
             Step("export", "export the bundles", self._export, self.compact_bundle),
@@ -234,6 +233,14 @@ class Recipe:
         return [
             Step("render", "render the chorales", self._render, self.corpus),
             Step("unseen-voice", "sing the test songs anew", self._render_unseen_voice, self.unseen_voice / "test"),
+        ]
+
+    def _tokenizer_steps(self) -> list[Step]:
+        """The steps that make the tokenizers: the codec, the semantic encoder and its k-means."""
+        return [
+            Step("codec", "train the codec", self._train_codec, self.codec_dir / "report.json"),
+            Step("semantic-encoder", "train the semantic encoder", self._train_hubert, self.hubert_dir / "config.json"),
+            Step("kmeans", "fit k-means", self._fit_kmeans, self.semantic_tokens_report),
         ]
 
     def _songs(self, split: str) -> list[SongSource]:
@@ -274,19 +281,24 @@ class Recipe:
             hubert_layer=self.settings.hubert_shape.num_hidden_layers,  # the layer trained to predict pitch
             encodec=str(self.codec_dir.resolve()),
         )
-        songs = self._songs("train")
-        songs = songs[:: max(1, len(songs) // self.settings.kmeans_songs)][: self.settings.kmeans_songs]
         start_model_dir(
             dataclasses.replace(config, tokenizer=tokenizer),
-            songs,
+            self._kmeans_songs(),
             self.model_dir,
             self.settings.kmeans_seconds,
             progress=lambda text: report(0, 1, text),
         )
+        self._measure_semantic_tokens(report)
+
+    def _kmeans_songs(self) -> list[SongSource]:
+        songs = self._songs("train")
+        return songs[:: max(1, len(songs) // self.settings.kmeans_songs)][: self.settings.kmeans_songs]
+
+    def _measure_semantic_tokens(self, report: Report) -> None:
         report(0, 1, "pitch-class accuracy of the semantic tokens")
         encoder = load_tokenizer(self.model_dir).semantic
-        accuracy = pitch_class_accuracy(encoder, songs, self._songs("test"))
-        (self.model_dir / "semantic_tokens.json").write_text(json.dumps(accuracy, indent=1))
+        accuracy = pitch_class_accuracy(encoder, self._kmeans_songs(), self._songs("test"))
+        self.semantic_tokens_report.write_text(json.dumps(accuracy, indent=1))
 
     def _prepare(self, report: Report) -> None:
         config = ModelConfig.load(self.model_dir / "config.yaml")
@@ -306,10 +318,14 @@ class Recipe:
         def run(report: Report) -> None:
             settings = self.settings.stages[name]
             trainer = Trainer(self.model_dir, self.tokens, name, settings, "cpu")
-            trainer.resume()
+            if not trainer.resume():
+                self._start_stage(trainer)
             trainer.run(lambda r: report(r["step"], settings.steps, f"loss {r['loss']:.3f}"))
 
         return run
+
+    def _start_stage(self, trainer: Trainer) -> None:
+        """Where a stage's first step starts: from nothing here (random weights)."""
 
     def _export(self, report: Report) -> None:
         from accompgen_export.bundle_writer import ExportSettings, write_bundle
@@ -373,7 +389,7 @@ class Recipe:
             **voices,
             "ladder": ladder,
             "codec": json.loads((self.codec_dir / "report.json").read_text()),
-            "semantic_tokens": json.loads((self.model_dir / "semantic_tokens.json").read_text()),
+            "semantic_tokens": json.loads(self.semantic_tokens_report.read_text()),
         }
         write_text_atomic(self.evaluation, json.dumps(result, indent=1))
 

@@ -17,9 +17,12 @@ from typing import Any
 
 from accompgen.apps.ladder import p_value_text
 from accompgen.apps.recipe import FULL, QUICK, Recipe, RecipeSettings, Report, Step, run_recipe, write_text_atomic
+from accompgen.apps.start_from import StartingPoint, starting_point
 from accompgen.core.errors import UserError
 from accompgen.data.preflight import CorpusMinimum, PreflightReport
 from accompgen.data.stems import SongSource, folder_songs
+from accompgen.model.model_dir import CONFIG_FILE
+from accompgen.train.trainer import Trainer
 
 # Seconds per step of each training at the chorale sizes on the reference machine (2 EPYC cores with AVX512_BF16,
 # bf16 autocast, compiled stages): `accompgen bench --train` and the recipe's own step times.
@@ -52,12 +55,13 @@ class Plan:
     lines: tuple[str, ...]  # what was chosen and why, to print before the first training step
 
 
-def plan(corpus: CorpusSummary, hours: float, base: RecipeSettings = FULL) -> Plan:
+def plan(corpus: CorpusSummary, hours: float, base: RecipeSettings = FULL, start: StartingPoint | None = None) -> Plan:
     """Every training step of `base` scaled by one factor so that the run fits `hours` on the reference machine,
-    each stage capped at MAX_PASSES over the training clips."""
+    each stage capped at MAX_PASSES over the training clips. A run started from another one trains no tokenizers:
+    their time goes to the stages."""
     audio_hours = (corpus.train_minutes + corpus.test_minutes) / 60
     fixed = FIXED_MINUTES + TOKENIZE_MINUTES_PER_AUDIO_HOUR * audio_hours
-    steps = _training_steps(base)
+    steps = _training_steps(base, tokenizers=start is None)
     full_minutes = sum(STEP_SECONDS[name] * count for name, count in steps.items()) / 60
     scale = (hours * 60 - fixed) / full_minutes
     if scale < MIN_SCALE:
@@ -72,6 +76,10 @@ def plan(corpus: CorpusSummary, hours: float, base: RecipeSettings = FULL) -> Pl
         f"budget {hours:g} h: about {fixed:.0f} min go to tokenizing, k-means, export, sampling, verification and "
         f"evaluation; the rest to training, at {scale:.2f} x the chorale recipe's steps",
     ]
+    if start is not None:
+        lines.append(
+            f"  tokenizers and the stages' first weights from {start.run}: the codec and encoder train no more"
+        )
     chosen: dict[str, int] = {}
     for name, count in steps.items():
         chosen[name] = max(50, round(count * scale / 50) * 50)
@@ -89,29 +97,27 @@ def plan(corpus: CorpusSummary, hours: float, base: RecipeSettings = FULL) -> Pl
     return Plan(_with_steps(base, chosen), tuple(lines))
 
 
-def _training_steps(settings: RecipeSettings) -> dict[str, int]:
-    return {
-        "codec": settings.codec.steps,
-        "semantic-encoder": settings.hubert.steps,
-        **{name: stage.steps for name, stage in settings.stages.items()},
-    }
+def _training_steps(settings: RecipeSettings, tokenizers: bool = True) -> dict[str, int]:
+    stages = {name: stage.steps for name, stage in settings.stages.items()}
+    return (
+        {"codec": settings.codec.steps, "semantic-encoder": settings.hubert.steps, **stages} if tokenizers else stages
+    )
 
 
 def _with_steps(settings: RecipeSettings, steps: dict[str, int]) -> RecipeSettings:
-    """`settings` with these step counts, warmups shortened to a tenth of a short run."""
+    """`settings` with these step counts (the others as they are), warmups shortened to a tenth of a short run."""
     codec, hubert = settings.codec, settings.hubert
+    codec_steps, hubert_steps = steps.get("codec", codec.steps), steps.get("semantic-encoder", hubert.steps)
     return dataclasses.replace(
         settings,
         codec=dataclasses.replace(
             codec,
-            steps=steps["codec"],
-            warmup_steps=min(codec.warmup_steps, steps["codec"] // 10),
-            autoencoder_steps=min(codec.autoencoder_steps, steps["codec"] // 10),
+            steps=codec_steps,
+            warmup_steps=min(codec.warmup_steps, codec_steps // 10),
+            autoencoder_steps=min(codec.autoencoder_steps, codec_steps // 10),
         ),
         hubert=dataclasses.replace(
-            hubert,
-            steps=steps["semantic-encoder"],
-            warmup_steps=min(hubert.warmup_steps, steps["semantic-encoder"] // 10),
+            hubert, steps=hubert_steps, warmup_steps=min(hubert.warmup_steps, hubert_steps // 10)
         ),
         stages={
             name: dataclasses.replace(stage, steps=steps[name], warmup_steps=min(stage.warmup_steps, steps[name] // 10))
@@ -121,17 +127,56 @@ def _with_steps(settings: RecipeSettings, steps: dict[str, int]) -> RecipeSettin
 
 
 class SongsRecipe(Recipe):
-    """The recipe on the songs of split.json (written by `check_songs` before the run starts)."""
+    """The recipe on the songs of split.json (written by `check_songs` before the run starts), from nothing or
+    from another run's model."""
 
-    def __init__(self, out: Path, settings: RecipeSettings, kind: str):
+    def __init__(self, out: Path, settings: RecipeSettings, kind: str, start: StartingPoint | None = None):
         self.split_path = Path(out) / SPLIT_FILE
         if not self.split_path.is_file():
             raise UserError(f"{out} holds no {SPLIT_FILE}: the songs must be checked first (accompgen recipe songs)")
         self.split = json.loads(self.split_path.read_text())
+        self.start = start
+        self._check_start(Path(out) / "recipe.json")  # before the settings: a start changes them
         super().__init__(out, settings, kind)
+        self.state["from"] = str(start.run) if start else None
+
+    def _check_start(self, state_path: Path) -> None:
+        if not state_path.is_file():
+            return
+        recorded, given = json.loads(state_path.read_text()).get("from"), str(self.start.run) if self.start else None
+        if recorded != given:
+            raise UserError(
+                f"{state_path.parent} was started from {recorded or 'nothing'}: resume it with "
+                f"{'--from ' + recorded if recorded else 'no --from'}, or choose another --out"
+            )
 
     def _corpus_steps(self) -> list[Step]:
         return []  # the songs are the user's; preflight checked them before the run began
+
+    def _tokenizer_steps(self) -> list[Step]:
+        if self.start is None:
+            return super()._tokenizer_steps()
+        start = self.start
+        return [
+            Step(
+                "tokenizers",
+                f"take the tokenizers of {start.run.name}",
+                lambda report: start.copy_tokenizers(self.codec_dir, self.hubert_dir, self.model_dir),
+                self.model_dir / CONFIG_FILE,
+            ),
+            # the codec is trained already: the step measures it on these held-out songs
+            Step("codec", "measure the codec", self._train_codec, self.codec_dir / "report.json"),
+            Step(
+                "semantic-tokens",
+                "measure the semantic tokens",
+                self._measure_semantic_tokens,
+                self.semantic_tokens_report,
+            ),
+        ]
+
+    def _start_stage(self, trainer: Trainer) -> None:
+        if self.start is not None:
+            trainer.start_from(self.start.stage_checkpoint(trainer.stage))
 
     def _songs(self, split: str) -> list[SongSource]:
         folders = {"train": self.split["data"], "test": self.split["test_folder"] or self.split["data"]}
@@ -149,7 +194,7 @@ class SongsRecipe(Recipe):
 
     def _evaluate(self, report: Report) -> None:
         super()._evaluate(report)
-        card = model_card(self.split, json.loads(self.evaluation.read_text()), self.state, self.settings)
+        card = model_card(self.split, json.loads(self.evaluation.read_text()), self.state, self.settings, self.start)
         for bundle in (self.bundle, self.compact_bundle):
             write_text_atomic(bundle / "README.md", card)
 
@@ -174,7 +219,11 @@ def same_folders(split: dict[str, Any], data: Path, test: Path | None) -> bool:
 
 
 def model_card(
-    split: dict[str, Any], evaluation: dict[str, Any], state: dict[str, Any], settings: RecipeSettings
+    split: dict[str, Any],
+    evaluation: dict[str, Any],
+    state: dict[str, Any],
+    settings: RecipeSettings,
+    start: StartingPoint | None = None,
 ) -> str:
     """The bundle's README.md: the data, the training, every number of the ladder, the sampling defaults and what
     the model cannot do."""
@@ -187,14 +236,22 @@ def model_card(
         f"{s['chord_movement']:.2f} | {s['frechet_log_mel']:.1f} |"
         for rung, s in ladder["rungs"].items()
     ]
+    tokenizers = [
+        ("codec", settings.codec.steps, "codec"),
+        ("semantic encoder", settings.hubert.steps, "semantic-encoder"),
+    ]
     trained = [
         f"- {name}: {count} steps, {state['steps'].get(step, {}).get('seconds', 0) / 60:.0f} min"
         for name, count, step in (
-            ("codec", settings.codec.steps, "codec"),
-            ("semantic encoder", settings.hubert.steps, "semantic-encoder"),
+            *(tokenizers if start is None else []),
             *((f"{name} stage", stage.steps, f"train-{name}") for name, stage in settings.stages.items()),
         )
     ]
+    origin = (
+        "from nothing"
+        if start is None
+        else f"started from the model of `{start.run}`, whose codec, semantic encoder and k-means it keeps"
+    )
     return "\n".join(
         [
             "# An accompaniment model trained by `accompgen recipe songs`",
@@ -204,7 +261,7 @@ def model_card(
             f"- held out, never trained on: {len(split['test'])} songs from `{split['test_folder'] or split['data']}`:"
             f" {', '.join(split['test'])}",
             "",
-            f"## Training (model size `{settings.config}`, from nothing)",
+            f"## Training (model size `{settings.config}`, {origin})",
             *trained,
             "",
             "## Sampling defaults (chosen on validation songs of the training folder)",
@@ -230,23 +287,36 @@ def model_card(
 
 
 def run_song_recipe(
-    out: Path, data: Path, test: Path | None, hours: float, quick: bool, overrides: list[str]
+    out: Path,
+    data: Path,
+    test: Path | None,
+    hours: float,
+    quick: bool,
+    overrides: list[str],
+    start_run: Path | None = None,
 ) -> dict[str, Any]:
-    """Check the songs (once), say the plan, then run every step not yet done; returns the evaluation."""
+    """Check the starting run and the songs (once), say the plan, then run every step not yet done; returns the
+    evaluation."""
     from rich.console import Console
 
     from accompgen.apps.settings_override import override
 
     console = Console(stderr=True, highlight=False)
+    start = starting_point(start_run) if start_run else None
     base = QUICK if quick else FULL
+    if start is not None:  # its stage sizes, and clips that cover their windows
+        base = dataclasses.replace(base, config=start.config, clips=start.clips)
     corpus = check_songs(out, data, test, base, QUICK_MINIMUM if quick else CorpusMinimum(), console)
-    chosen = Plan(base, ("--quick: the tiny sizes, whatever the budget",)) if quick else plan(corpus, hours, base)
+    if quick:
+        chosen = Plan(base, ("--quick: the tiny sizes, whatever the budget",))
+    else:
+        chosen = plan(corpus, hours, base, start)
     for line in chosen.lines:
         console.print(line, markup=False)
     settings = chosen.settings
     for assignment in overrides:
         settings = override(settings, assignment)
-    return run_recipe(SongsRecipe(out, settings, "songs-quick" if quick else "songs"))
+    return run_recipe(SongsRecipe(out, settings, "songs-quick" if quick else "songs", start))
 
 
 def check_songs(

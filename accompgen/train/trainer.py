@@ -217,6 +217,18 @@ class Trainer:
         set_rng_states(state["rng"])
         return True
 
+    def start_from(self, checkpoint: Path) -> None:
+        """Fine-tuning: this stage's weights from another run's checkpoint of it, with the optimizer, schedule and
+        step count of a run starting now."""
+        mismatch = (
+            f"holds a {self.stage} stage of another size or token layout than {self.model_dir / CONFIG_FILE}: "
+            "a run starts only from a model of its own configuration"
+        )
+        state = load_checkpoint(checkpoint, self.made_with(), mismatch, self.device)
+        if state is None:
+            raise UserError(f"{checkpoint} does not exist: there is no trained {self.stage} stage to start from")
+        self.model.load_state_dict(state["model"])
+
     # -- the loop ---------------------------------------------------------------------------------------------
 
     def clips_for(self, step: int) -> np.ndarray:

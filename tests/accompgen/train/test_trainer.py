@@ -104,6 +104,26 @@ def test_a_checkpoint_of_another_config_is_refused(synthetic, tiny_config):
         Trainer(model_dir, tokens, "fine", FAST, "cpu").resume()
 
 
+def test_a_run_can_start_from_another_runs_weights_with_its_own_optimizer_and_schedule(synthetic, tmp_path):
+    model_dir, tokens = synthetic
+    Trainer(model_dir, tokens, "coarse", FAST, "cpu").run()
+    other = tmp_path / "other-run"
+    shutil.copytree(model_dir, other, ignore=shutil.ignore_patterns("stages", "logs"))
+    fine_tune = Trainer(other, tokens, "coarse", FAST, "cpu")
+    assert not fine_tune.resume()
+    fine_tune.start_from(model_dir / "stages" / "coarse.pt")
+    trained = Trainer(model_dir, tokens, "coarse", FAST, "cpu")
+    assert trained.resume() and trained.step == FAST.steps
+    for name, weight in trained.model.state_dict().items():
+        torch.testing.assert_close(fine_tune.model.state_dict()[name], weight, rtol=0, atol=0)
+    assert fine_tune.step == 0 and not fine_tune.optimizer.state
+    assert fine_tune.scheduler.get_last_lr()[0] < FAST.lr  # warming up again
+    with pytest.raises(UserError, match="holds a fine stage of another size or token layout"):
+        Trainer(other, tokens, "fine", FAST, "cpu").start_from(model_dir / "stages" / "coarse.pt")
+    with pytest.raises(UserError, match="there is no trained semantic stage to start from"):
+        Trainer(other, tokens, "semantic", FAST, "cpu").start_from(model_dir / "stages" / "semantic.pt")
+
+
 def test_metrics_and_progress_through_the_command_line(synthetic, capsys):
     model_dir, tokens = synthetic
     args = ["train", "--stage", "semantic", "--model-dir", str(model_dir), "--data", str(tokens), "--steps", "4"]
