@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from accompgen import __version__
 from accompgen.core.errors import UserError
 from accompgen.model.config import ModelConfig
+from accompgen.train.train_settings import add_train_options
 
 
 def model_info(args: argparse.Namespace) -> None:
@@ -181,14 +183,12 @@ def preflight(args: argparse.Namespace) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    import dataclasses
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from accompgen.train.trainer import Distributed, Trainer, TrainSettings, close_distributed, init_distributed
+    from accompgen.train.train_settings import settings_from
+    from accompgen.train.trainer import Distributed, Trainer, close_distributed, init_distributed
 
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    settings = settings_from(args)
     parallel = Distributed.from_env()
     init_distributed(parallel, args.device)
     try:
@@ -356,7 +356,9 @@ def recipe(args: argparse.Namespace) -> None:
 
         if args.data is None:
             raise UserError("recipe songs needs --data FOLDER: your song folders (vocals plus accompaniment or stems)")
-        run_song_recipe(args.out, args.data, args.test, args.hours or 2.5, args.quick, args.set, args.start)
+        run_song_recipe(
+            args.out, args.data, args.test, args.hours or 2.5, args.quick, args.set, args.start, args.launcher
+        )
         return
     from accompgen.apps.recipe import RECIPES, Recipe, run_recipe
     from accompgen.apps.settings_override import override
@@ -370,7 +372,7 @@ def recipe(args: argparse.Namespace) -> None:
     settings = RECIPES[kind]
     for assignment in args.set:
         settings = override(settings, assignment)
-    run_recipe(Recipe(args.out, settings, kind))
+    run_recipe(Recipe(args.out, settings, kind, args.launcher))
 
 
 def eval_music(args: argparse.Namespace) -> None:
@@ -483,22 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--model-dir", required=True, type=Path)
     tr.add_argument("--data", required=True, type=Path, help="token folder written by prepare")
     tr.add_argument("--device", help="cuda, cpu, ... (default: cuda when present)")
-    for name, kind in (
-        ("steps", int),
-        ("batch-size", int),
-        ("lr", float),
-        ("warmup-steps", int),
-        ("cond-dropout", float),
-        ("weight-decay", float),
-        ("grad-clip", float),
-        ("checkpoint-every", int),
-        ("log-every", int),
-        ("seed", int),
-    ):
-        tr.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"))
-    tr.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="auto: bf16 where the device has it natively")
-    tr.add_argument("--attention", choices=("auto", "blocked", "sdpa"), help="auto: blocked on CPU, sdpa on GPUs")
-    tr.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the model (default: on)")
+    add_train_options(tr)  # every TrainSettings field
     tr.set_defaults(run=train)
 
     ev = commands.add_parser("eval", help="held-out loss/accuracy per stage, and FAD between folders of audio")
@@ -589,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="songs: start from the model of this recipe run folder (tokenizers and stages), not from nothing",
     )
     rec.add_argument("--quick", action="store_true", help="few songs and tiny sizes: minutes, not hours")
+    rec.add_argument(
+        "--launcher",
+        type=shlex.split,
+        default=(),
+        metavar="COMMAND",
+        help='run the stage trainings under this, e.g. "torchrun --nproc-per-node 4" (several GPUs; each process '
+        "takes the stage's batch size)",
+    )
     rec.add_argument(
         "--set",
         action="append",

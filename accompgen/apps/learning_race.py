@@ -30,7 +30,8 @@ from accompgen.apps.recipe import FULL as FULL_RECIPE
 from accompgen.apps.train_bench import TODAY, TrainPath, paths_for
 from accompgen.evaluation.token_metrics import teacher_forced
 from accompgen.model.model_dir import load_config, save_config
-from accompgen.train.trainer import Trainer, TrainSettings
+from accompgen.train.train_settings import TrainSettings
+from accompgen.train.trainer import Trainer
 from accompgen.train.windows import StageWindows
 
 CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"

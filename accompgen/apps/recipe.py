@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from accompgen.apps.ladder import evaluate_ladder
+from accompgen.apps.launched_training import launch_training
 from accompgen.apps.music_eval import MusicEvalSettings, choose_sampling, evaluate_music
 from accompgen.core.bundle import set_sampling_defaults
 from accompgen.core.errors import UserError
@@ -34,7 +35,8 @@ from accompgen.model.config import ModelConfig
 from accompgen.model.model_dir import load_model_dir, load_tokenizer, stage_checkpoint_path
 from accompgen.train.codec import CodecShape, CodecTrainer, CodecTrainSettings, evaluate_codec, read_accompaniments
 from accompgen.train.semantic_encoder import HubertShape, SemanticEncoderTrainer, SemanticTrainSettings, read_stems
-from accompgen.train.trainer import Trainer, TrainSettings
+from accompgen.train.train_settings import TrainSettings
+from accompgen.train.trainer import Trainer
 
 Report = Callable[[float, float, str], None]  # (done, total, what is happening)
 
@@ -147,8 +149,9 @@ class Step:
 class Recipe:
     """The chorales recipe in a run folder; `steps` in order, each skipped once recorded as done."""
 
-    def __init__(self, out: Path, settings: RecipeSettings, kind: str):
+    def __init__(self, out: Path, settings: RecipeSettings, kind: str, launcher: Sequence[str] = ()):
         self.out, self.settings, self.kind = Path(out), settings, kind
+        self.launcher = tuple(launcher)  # runs the stage trainings (torchrun and its options); none: in this process
         self.state_path = self.out / "recipe.json"
         self.corpus = self.out / "corpus"
         self.unseen_voice = self.out / "corpus-unseen-voice"  # test/ only: the held-out songs on another voice
@@ -320,7 +323,11 @@ class Recipe:
             trainer = Trainer(self.model_dir, self.tokens, name, settings, "cpu")
             if not trainer.resume():
                 self._start_stage(trainer)
-            trainer.run(lambda r: report(r["step"], settings.steps, f"loss {r['loss']:.3f}"))
+            if self.launcher:
+                trainer.save()  # where the launched processes start: a resumed step, or the first weights
+                launch_training(self.launcher, name, self.model_dir, self.tokens, settings, self.out / "logs", report)
+            else:
+                trainer.run(lambda r: report(r["step"], settings.steps, f"loss {r['loss']:.3f}"))
 
         return run
 

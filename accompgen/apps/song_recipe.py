@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +131,21 @@ class SongsRecipe(Recipe):
     """The recipe on the songs of split.json (written by `check_songs` before the run starts), from nothing or
     from another run's model."""
 
-    def __init__(self, out: Path, settings: RecipeSettings, kind: str, start: StartingPoint | None = None):
+    def __init__(
+        self,
+        out: Path,
+        settings: RecipeSettings,
+        kind: str,
+        start: StartingPoint | None = None,
+        launcher: Sequence[str] = (),
+    ):
         self.split_path = Path(out) / SPLIT_FILE
         if not self.split_path.is_file():
             raise UserError(f"{out} holds no {SPLIT_FILE}: the songs must be checked first (accompgen recipe songs)")
         self.split = json.loads(self.split_path.read_text())
         self.start = start
         self._check_start(Path(out) / "recipe.json")  # before the settings: a start changes them
-        super().__init__(out, settings, kind)
+        super().__init__(out, settings, kind, launcher)
         self.state["from"] = str(start.run) if start else None
 
     def _check_start(self, state_path: Path) -> None:
@@ -294,6 +302,7 @@ def run_song_recipe(
     quick: bool,
     overrides: list[str],
     start_run: Path | None = None,
+    launcher: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check the starting run and the songs (once), say the plan, then run every step not yet done; returns the
     evaluation."""
@@ -316,7 +325,7 @@ def run_song_recipe(
     settings = chosen.settings
     for assignment in overrides:
         settings = override(settings, assignment)
-    return run_recipe(SongsRecipe(out, settings, "songs-quick" if quick else "songs", start))
+    return run_recipe(SongsRecipe(out, settings, "songs-quick" if quick else "songs", start, launcher))
 
 
 def check_songs(

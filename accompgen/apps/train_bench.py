@@ -39,7 +39,8 @@ from accompgen.train.codec import CodecTrainer
 from accompgen.train.precision import native_bf16
 from accompgen.train.semantic_encoder import SemanticEncoderTrainer
 from accompgen.train.tokenizer_loop import TokenizerTrainer
-from accompgen.train.trainer import Trainer, TrainSettings, target_loss
+from accompgen.train.train_settings import TrainSettings
+from accompgen.train.trainer import Trainer, target_loss
 from accompgen.train.windows import Batch
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-PRECISIONS = ("auto", "bf16", "fp32")
+from accompgen.train.train_settings import PRECISIONS
 
 
 def native_bf16(device: torch.device) -> bool:

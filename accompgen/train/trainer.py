@@ -35,37 +35,13 @@ from accompgen.model.transformer import Attend, StageTransformer, blocked_attend
 from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
 from accompgen.train.precision import Precision
 from accompgen.train.schedule import warmup_cosine
+from accompgen.train.train_settings import TrainSettings
 from accompgen.train.windows import Batch, StageWindows
 
 log = logging.getLogger(__name__)
 
-# blocked: causal query blocks, 3.3x faster than SDPA's math path on CPU (see blocked_attend); sdpa: PyTorch's own,
-# kept for GPUs, where the two were not compared (no GPU measured)
-ATTENTION: dict[str, Attend] = {"blocked": blocked_attend, "sdpa": sdpa_attend}
+ATTENTION: dict[str, Attend] = {"blocked": blocked_attend, "sdpa": sdpa_attend}  # train_settings.ATTENTIONS
 Compiled = torch._dynamo.eval_frame.OptimizedModule  # what torch.compile wraps a module in
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    steps: int = 20_000  # optimizer steps in all (a resumed run continues up to this)
-    batch_size: int = 8  # sequences per process and step
-    lr: float = 3e-4  # peak learning rate
-    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
-    warmup_steps: int = 500
-    weight_decay: float = 0.1  # on matrices only, not on norms, embeddings or the bias table
-    grad_clip: float = 1.0  # max global gradient norm
-    cond_dropout: float = 0.1  # probability that a sequence's condition is replaced by NULL (CFG training)
-    checkpoint_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    # How the step computes; none changes what is learned beyond rounding (tests hold each to fp32 eager).
-    precision: str = "auto"  # auto (bf16 where the device has it natively), bf16 or fp32; weights stay fp32
-    attention: str = "auto"  # auto (blocked on CPU, sdpa on GPUs), blocked or sdpa
-    compile: bool = True  # torch.compile the model: 0.5-3.3 min once per process (the chorale stages, 2 cores)
-
-    def __post_init__(self) -> None:
-        if self.attention not in ("auto", *ATTENTION):
-            raise ValueError(f"attention must be auto, blocked or sdpa, got {self.attention!r}")
 
 
 @dataclass(frozen=True)

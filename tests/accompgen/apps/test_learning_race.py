@@ -9,7 +9,7 @@ import pytest
 from accompgen.apps.cli import main
 from accompgen.apps.learning_race import RaceSettings, learning_markdown, run_race
 from accompgen.apps.train_bench import TODAY, TrainPath
-from accompgen.train.trainer import TrainSettings
+from accompgen.train.train_settings import TrainSettings
 
 TINY = TrainSettings(batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=5, compile=False)
 FP32_PATHS = (TODAY, TrainPath("attention in query blocks", "fp32", attention="blocked"))

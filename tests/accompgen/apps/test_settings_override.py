@@ -42,7 +42,7 @@ def test_lists_become_tuples_and_null_clears_an_optional_setting():
         ("codec.steps=1.5", "1.5 is not a int like 3000"),
         ("codec.steps.more=1", "inside a plain value"),
         ("codec=3", "a group of settings"),
-        ("stages.coarse.attention=fast", "attention must be auto, blocked or sdpa"),
+        ("stages.coarse.attention=fast", "attention must be one of auto, blocked, sdpa"),
         ("codec.steps=[1", "is not a value"),
     ],
 )

@@ -6,7 +6,8 @@ import soundfile as sf
 from accompgen.apps.cli import main
 from accompgen.core.synth import sung_phrase
 from accompgen.evaluation.token_metrics import token_metrics
-from accompgen.train.trainer import Trainer, TrainSettings
+from accompgen.train.train_settings import TrainSettings
+from accompgen.train.trainer import Trainer
 
 
 def test_eval_reports_held_out_metrics_and_fad(synthetic, tmp_path, capsys):

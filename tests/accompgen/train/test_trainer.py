@@ -15,7 +15,8 @@ from accompgen.core.errors import UserError
 from accompgen.data.token_folders import write_tokens
 from accompgen.model.model_dir import load_stage, save_config
 from accompgen.train.schedule import warmup_cosine
-from accompgen.train.trainer import Trainer, TrainSettings, target_loss
+from accompgen.train.train_settings import TrainSettings
+from accompgen.train.trainer import Trainer, target_loss
 from accompgen.train.windows import StageWindows
 
 FAST = TrainSettings(
