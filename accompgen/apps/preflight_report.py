@@ -29,8 +29,11 @@ def print_preflight(report: PreflightReport, console: Console | None = None) -> 
             "\n[bold]the same song on both sides of the split[/bold] (remove one of each pair, or the "
             "held-out scores measure memory)"
         )
-        for trained, held, correlation in report.duplicates:
-            console.print(f"  {trained} (train) and {held} (held out): loudness r = {correlation:.3f}", markup=False)
+        for trained, held, loudness, harmony in report.duplicates:
+            console.print(
+                f"  {trained} (train) and {held} (held out): loudness r = {loudness:.3f}, chroma r = {harmony:.3f}",
+                markup=False,
+            )
     for note in report.notes:
         console.print(f"\nnote: {note}", markup=False)
     if not report.refusal:

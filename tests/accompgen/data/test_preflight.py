@@ -15,14 +15,17 @@ CLIPS = ClipSettings(clip_s=2.0, hop_s=1.0)
 SMALL = CorpusMinimum(test_songs=4, train_songs=8, train_minutes=1.0)
 
 
-def write(folder, seed, seconds=8.0, rate=RATE, bleed=0.0, gain=1.0, vocal_gain=1.0, channels=1, suffix="wav"):
-    """A sung phrase over a chord whose loudness changes every second, as a song's does."""
+def write(
+    folder, seed, seconds=8.0, rate=RATE, bleed=0.0, gain=1.0, vocal_gain=1.0, channels=1, suffix="wav", chord=None
+):
+    """A sung phrase over a chord (by default the seed's) whose loudness changes every second, as a song's does."""
     rng = np.random.default_rng(seed)
     t = np.arange(round(seconds * rate)) / rate
     vocals = vocal_gain * sung_phrase(seconds, rate, seed=seed)
     level = np.repeat(rng.uniform(0.05, 0.4, int(seconds) + 1), rate)[: len(t)]
-    chord = sum(np.sin(2 * np.pi * f * t) for f in 110 * 2 ** (np.array([0, 4, 7]) / 12 + seed % 5 / 12))
-    accompaniment = np.clip(gain * level * chord / 3 + bleed * vocals, -1, 1)
+    root = (seed if chord is None else chord) % 5
+    tones = sum(np.sin(2 * np.pi * f * t) for f in 110 * 2 ** (np.array([0, 4, 7]) / 12 + root / 12))
+    accompaniment = np.clip(gain * level * tones / 3 + bleed * vocals, -1, 1)
     folder.mkdir(parents=True)
     for name, audio in (("vocals", vocals), ("accompaniment", accompaniment)):
         sf.write(folder / f"{name}.{suffix}", np.stack([audio] * channels, axis=1), rate)
@@ -44,6 +47,7 @@ def corpus(tmp_path_factory):
     for seed in range(30, 33):
         write(root / "test" / f"held{seed}", seed)
     write(root / "test" / "good3 again", 3, suffix="flac")  # the same song, encoded again
+    write(root / "test" / "good5 in another key", 5, chord=7)  # the same loudness, other notes: another song
     return root
 
 
@@ -61,7 +65,7 @@ def test_good_songs_are_counted_and_have_no_problems(report):
     assert [s.name for s in report.usable("train") if not s.problems][:8] == [f"good{i}" for i in range(8)]
     good = report.usable("train")[0]
     assert good.seconds == pytest.approx(8.0) and good.clips == 7 and good.sample_rate == RATE
-    assert len(report.usable("test")) == 4 and report.refusal is None
+    assert len(report.usable("test")) == 5 and report.refusal is None
 
 
 @pytest.mark.parametrize(
@@ -84,7 +88,7 @@ def test_the_unusable_are_left_out_and_the_rest_kept(report):
 
 
 def test_a_held_out_song_that_is_a_training_song_is_named(report):
-    assert [(train, test) for train, test, _ in report.duplicates] == [("good3", "good3 again")]
+    assert [(train, test) for train, test, *_ in report.duplicates] == [("good3", "good3 again")]
 
 
 def test_mixed_rates_and_channel_layouts_are_noted(report):
