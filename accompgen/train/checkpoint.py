@@ -1,7 +1,9 @@
-"""Checkpoint files: written atomically, read back with a clear message when damaged."""
+"""Checkpoint files: written atomically, read back with a clear message when damaged; the training log trimmed back
+to the checkpoint a run resumes from."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -33,3 +35,23 @@ def load_checkpoint(
     if any(state.get(key) != value for key, value in made_with.items()):
         raise UserError(f"{path} {mismatch}")
     return state
+
+
+def forget_steps_after(log: Path, step: int) -> None:
+    """A run starting at `step` (0, or its checkpoint's) runs again the steps an earlier run logged after it: drop
+    those records (and a line cut off mid-write) so that every step is logged once."""
+    if not log.is_file():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if _logged_step(line) <= step]
+    if len(kept) < len(lines):
+        tmp = log.with_name(f"{log.name}.partial")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, log)
+
+
+def _logged_step(line: str) -> float:
+    try:
+        return json.loads(line).get("step", 0)
+    except json.JSONDecodeError:
+        return float("inf")

@@ -14,7 +14,7 @@ import torch
 from transformers import PreTrainedModel
 
 from accompgen.tokenizers.pretrained import save_pretrained
-from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
+from accompgen.train.checkpoint import forget_steps_after, load_checkpoint, save_checkpoint
 from accompgen.train.precision import Precision
 
 LOG_EVERY = 10
@@ -60,6 +60,7 @@ class TokenizerTrainer(ABC):
 
     def run(self, on_step: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        forget_steps_after(self.log, self.step)
         self.model.train()
         while self.step < self.settings.steps:
             record = self._train_step()

@@ -32,7 +32,7 @@ from accompgen.core.errors import UserError
 from accompgen.model.config import ModelConfig
 from accompgen.model.model_dir import CONFIG_FILE, stage_checkpoint_path
 from accompgen.model.transformer import Attend, StageTransformer, blocked_attend, sdpa_attend
-from accompgen.train.checkpoint import load_checkpoint, save_checkpoint
+from accompgen.train.checkpoint import forget_steps_after, load_checkpoint, save_checkpoint
 from accompgen.train.precision import Precision
 from accompgen.train.schedule import warmup_cosine
 from accompgen.train.train_settings import TrainSettings
@@ -245,6 +245,8 @@ class Trainer:
         model.train()
         losses = []
         self.metrics.parent.mkdir(parents=True, exist_ok=True)
+        if self.parallel.is_main:
+            forget_steps_after(self.metrics, self.step)
         while self.step < self.settings.steps:
             started = time.perf_counter()
             rng = np.random.default_rng([self.settings.seed, self.step, self.parallel.rank])

@@ -84,6 +84,8 @@ def test_resume_reproduces_the_uninterrupted_run(synthetic):
     assert resumed.resume() and resumed.step == 6
     second = resumed.run()
     np.testing.assert_allclose(first[:6] + second, straight, rtol=1e-6)
+    logged = [json.loads(line)["step"] for line in resumed.metrics.read_text().splitlines()]
+    assert logged == list(range(1, FAST.steps + 1))  # step 7, logged before the crash, is logged once
 
 
 def test_the_checkpoint_feeds_export(synthetic, tiny_config):
