@@ -30,6 +30,7 @@ from accompgen.data.clips import ClipSettings, song_splits
 from accompgen.data.prepare import prepare, start_model_dir
 from accompgen.data.stems import SongSource, folder_songs
 from accompgen.evaluation.semantic_tokens import pitch_class_accuracy
+from accompgen.evaluation.token_harmony import token_chord_movement
 from accompgen.evaluation.token_metrics import token_metrics
 from accompgen.model.config import ModelConfig
 from accompgen.model.model_dir import load_model_dir, load_tokenizer, stage_checkpoint_path
@@ -303,10 +304,12 @@ class Recipe:
         return songs[:: max(1, len(songs) // self.settings.kmeans_songs)][: self.settings.kmeans_songs]
 
     def _measure_semantic_tokens(self, report: Report) -> None:
-        report(0, 1, "pitch-class accuracy of the semantic tokens")
+        report(0, 1, "pitch-class accuracy and chord movement of the semantic tokens")
         encoder = load_tokenizer(self.model_dir).semantic
-        accuracy = pitch_class_accuracy(encoder, self._kmeans_songs(), self._songs("test"))
-        self.semantic_tokens_report.write_text(json.dumps(accuracy, indent=1))
+        train, test = self._kmeans_songs(), self._songs("test")
+        measures = pitch_class_accuracy(encoder, train, test)
+        measures["chord_movement"] = token_chord_movement(encoder, train, test)
+        self.semantic_tokens_report.write_text(json.dumps(measures, indent=1))
 
     def _prepare(self, report: Report) -> None:
         config = ModelConfig.load(self.model_dir / "config.yaml")

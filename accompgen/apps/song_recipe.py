@@ -284,6 +284,7 @@ def model_card(
             "VAC: vocal-accompaniment consonance of each vocal with its own accompaniment (matched) and with the "
             "others' (cross); the gap and its permutation p say whether the accompaniment follows its vocal.",
             "",
+            *semantic_token_lines(evaluation["semantic_tokens"]),
             "## What it cannot do",
             "- It accompanies in the style of these songs only, and knows no music beyond them.",
             "- It hears the vocal alone: no tempo, key or chords can be given, and it does not follow lyrics.",
@@ -292,6 +293,21 @@ def model_card(
             "",
         ]
     )
+
+
+def semantic_token_lines(measures: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Semantic tokens",
+        f"- pitch-class accuracy of a held-out vocal's tokens {measures['accuracy']:.2f} (chance "
+        f"{measures['chance']:.2f})",
+    ]
+    if "chord_movement" in measures:  # runs measured before it was lack it
+        movement = measures["chord_movement"]
+        lines.append(
+            f"- chord movement of a held-out accompaniment's tokens {movement['tokens']:.2f} (of the accompaniment "
+            f"itself {movement['accompaniment']:.2f})"
+        )
+    return [*lines, ""]
 
 
 def run_song_recipe(

@@ -101,9 +101,16 @@ def chord_movement(pairs: Sequence[tuple[np.ndarray, np.ndarray]], rate: int) ->
     """Correlation of melody and accompaniment chroma change between consecutive segments where both sound, pooled
     over (melody, accompaniment) pairs (one song's few segments give a noisy figure); NaN when either never
     changes."""
+    return segment_chord_movement(
+        [(*segment_chroma(melody, rate), *segment_chroma(accompaniment, rate)) for melody, accompaniment in pairs]
+    )
+
+
+def segment_chord_movement(songs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """`chord_movement` of segments already computed: per song (melody segments, which sound, accompaniment
+    segments, which sound), L2-normalised (segments, 12) chroma."""
     melody_changes, accompaniment_changes = [], []
-    for melody, accompaniment in pairs:
-        (m, m_on), (a, a_on) = segment_chroma(melody, rate), segment_chroma(accompaniment, rate)
+    for m, m_on, a, a_on in songs:
         n = min(len(m), len(a))
         both = m_on[1:n] & m_on[: n - 1] & a_on[1:n] & a_on[: n - 1]
         melody_changes.append(chroma_change(m[:n])[both])

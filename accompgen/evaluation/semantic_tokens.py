@@ -21,8 +21,8 @@ from accompgen.tokenizers.tokenizer import semantic_frames
 LABEL_N_FFT = 2048
 
 
-def frame_pitch_classes(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(F50,) loudest pitch class of every 50 Hz frame and (F50,) whether the frame sounds."""
+def frame_chroma(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(F50, 12) pitch-class energy of every 50 Hz frame and (F50,) whether the frame sounds."""
     audio_16k = resample(audio, rate, SEMANTIC_SAMPLE_RATE)
     frames = frames_for(len(audio) / rate, SEMANTIC_RATE_HZ)
     # window f centred on the middle of semantic frame f, as the tokenizer frames it
@@ -30,7 +30,13 @@ def frame_pitch_classes(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.nd
     power = power_spectrogram(padded, LABEL_N_FFT, SEMANTIC_HOP)[:frames]
     classes = power @ pitch_class_filters(SEMANTIC_SAMPLE_RATE, LABEL_N_FFT, (55.0, 2000.0))
     energy = classes.sum(axis=1)
-    return classes.argmax(axis=1), energy > energy.max() * 10 ** (ACTIVE_DB / 10)
+    return classes, energy > energy.max() * 10 ** (ACTIVE_DB / 10)
+
+
+def frame_pitch_classes(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(F50,) loudest pitch class of every 50 Hz frame and (F50,) whether the frame sounds."""
+    classes, active = frame_chroma(audio, rate)
+    return classes.argmax(axis=1), active
 
 
 def _tokens_and_labels(encoder, sources: Iterable[SongSource], seconds: float) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,7 @@ def test_the_run_leaves_verified_bundles_and_a_full_report(quick_run):
     assert {"chroma_correlation", "harmonic_share", "flatness"} <= set(report["codec"]["per_codebooks"]["4"])
     assert set(report["codec"]["original"]) == {"harmonic_share", "flatness"}
     assert 0 <= report["semantic_tokens"]["accuracy"] <= 1
+    assert set(report["semantic_tokens"]["chord_movement"]) == {"tokens", "accompaniment"}
 
 
 @pytest.mark.slow

@@ -65,6 +65,7 @@ def test_the_run_checks_the_songs_holds_some_out_and_ships_a_bundle_with_a_model
     assert f"held out, never trained on: 4 songs from `{songs}`" in card
     for rung in ("A", "B", "B_coarse", "E", "F", "C", "D"):
         assert f"\n| {rung} | " in card
+    assert "chord movement of a held-out accompaniment's tokens" in card
     assert "## What it cannot do" in card and (quick_run / "bundle" / "README.md").read_text() == card
     evaluation = json.loads((quick_run / "evaluation.json").read_text())
     assert "unseen_voice" not in evaluation and set(evaluation["music"]) >= {"real", "trained_int8"}
