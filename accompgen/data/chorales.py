@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -230,12 +232,19 @@ def default_soundfont() -> Path:
 
 
 def write_song(folder: Path, vocal: np.ndarray, accompaniment: np.ndarray, sample_rate: int) -> None:
-    """Both stems into a staging folder, renamed into place: a folder that exists is complete."""
-    staging = folder.with_name(f".{folder.name}.partial")
-    staging.mkdir(parents=True, exist_ok=True)
-    sf.write(staging / "vocals.flac", vocal, sample_rate, subtype="PCM_16")
-    sf.write(staging / "accompaniment.flac", accompaniment, sample_rate, subtype="PCM_16")
-    os.replace(staging, folder)
+    """Both stems into a staging folder of this writer's own, renamed into place: a folder that exists is complete.
+    When another render of the same song got there first, its folder stays (the render of a name is the same)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        sf.write(staging / "vocals.flac", vocal, sample_rate, subtype="PCM_16")
+        sf.write(staging / "accompaniment.flac", accompaniment, sample_rate, subtype="PCM_16")
+        os.replace(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)

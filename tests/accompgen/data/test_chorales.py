@@ -24,6 +24,7 @@ from accompgen.data.chorales import (
     read_chorale,
     render_chorale,
     write_corpus,
+    write_song,
 )
 from accompgen.data.stems import SongError, folder_songs
 from accompgen.data.vocal_chain import VocalChain
@@ -155,3 +156,16 @@ def test_a_render_does_not_hear_the_one_before_it():
     renderer.render(held, rendition, rendition.vocal_patch)
     after = renderer.render(short, rendition, rendition.vocal_patch)
     np.testing.assert_array_equal(after, alone)
+
+
+def test_a_song_written_beside_another_writer_of_it_leaves_both_whole(tmp_path):
+    """Two renders into one folder (two shells, or a rerun while one still runs) write the same songs."""
+    audio = np.zeros(2400, np.float32), np.full(2400, 0.1, np.float32)
+    others = tmp_path / ".bwv1.6.partial"  # the staging folder of a writer that started first
+    others.mkdir()
+    (others / "vocals.flac").write_bytes(b"half written")
+    write_song(tmp_path / "bwv1.6", *audio, 24000)
+    assert (others / "vocals.flac").read_bytes() == b"half written"
+    write_song(tmp_path / "bwv1.6", *audio, 24000)  # the other writer finished first
+    assert sorted(p.name for p in (tmp_path / "bwv1.6").iterdir()) == ["accompaniment.flac", "vocals.flac"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".bwv1.6.partial", "bwv1.6"]
