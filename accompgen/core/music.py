@@ -91,10 +91,16 @@ def vac(vocal: np.ndarray, accompaniment: np.ndarray, rate: int) -> float:
 
 def chroma_correlation(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
     """Pearson correlation of two signals' chroma over the reference's sounding frames: 1 = the same harmony."""
-    ref, est = chroma(reference, rate), chroma(estimate, rate)
-    n = min(len(ref.vectors), len(est.vectors))
-    keep = ref.active[:n]
-    return float(np.corrcoef(ref.vectors[:n][keep].ravel(), est.vectors[:n][keep].ravel())[0, 1])
+    return correlation_of_chroma(chroma(reference, rate), chroma(estimate, rate))
+
+
+def correlation_of_chroma(reference: Chroma, estimate: Chroma) -> float:
+    """`chroma_correlation` of chroma already computed; NaN when the reference sounds in fewer than two frames."""
+    n = min(len(reference.vectors), len(estimate.vectors))
+    keep = reference.active[:n]
+    if keep.sum() < 2:
+        return float("nan")
+    return float(np.corrcoef(reference.vectors[:n][keep].ravel(), estimate.vectors[:n][keep].ravel())[0, 1])
 
 
 def si_snr(reference: np.ndarray, estimate: np.ndarray) -> float:

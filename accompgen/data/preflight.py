@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from accompgen.core.music import Chroma, chroma
+from accompgen.core.music import Chroma, chroma, correlation_of_chroma
 from accompgen.data.clips import ClipSettings, audible_clips, held_out_songs
 from accompgen.data.stems import Song, SongError, SongSource, audio_files
 
@@ -195,18 +195,10 @@ def find_duplicates(songs: list[SongCheck]) -> list[tuple[str, str, float, float
             if loudness < DUPLICATE_CORRELATION:
                 continue
             assert held.harmony is not None and trained.harmony is not None
-            harmony = _chroma_correlation(held.harmony, trained.harmony)
+            harmony = correlation_of_chroma(held.harmony, trained.harmony)  # NaN: silent, no duplicate
             if harmony >= DUPLICATE_CHROMA_CORRELATION:
                 found.append((trained.name, held.name, loudness, harmony))
     return found
-
-
-def _chroma_correlation(a: Chroma, b: Chroma) -> float:
-    n = min(len(a.vectors), len(b.vectors))
-    both = a.active[:n] & b.active[:n]
-    if both.sum() < 2:
-        return 0.0
-    return float(np.corrcoef(a.vectors[:n][both].ravel(), b.vectors[:n][both].ravel())[0, 1])
 
 
 def _envelope_correlation(a: np.ndarray | None, b: np.ndarray | None) -> float:
