@@ -28,6 +28,7 @@ from accompgen.core.music import (
     CHROMA_RATE,
     pitch_class_filters,
     power_spectrogram,
+    unit_rows,
 )
 
 RATE = 24000
@@ -89,7 +90,7 @@ def segment_chroma(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray
     n = len(frames) // per_segment
     segments = frames[: n * per_segment].reshape(n, per_segment, 12).sum(axis=1)
     sounding = _sounding(segments.sum(axis=1))
-    return segments / np.maximum(np.linalg.norm(segments, axis=1, keepdims=True), 1e-12), sounding
+    return unit_rows(segments), sounding
 
 
 def chroma_change(segments: np.ndarray) -> np.ndarray:

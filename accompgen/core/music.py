@@ -67,8 +67,12 @@ def chroma(audio: np.ndarray, rate: int) -> Chroma:
     classes = power @ pitch_class_filters(CHROMA_RATE, CHROMA_N_FFT, CHROMA_BAND_HZ)
     energy = classes.sum(axis=1)
     active = energy > max(float(energy.max()), 1e-12) * 10 ** (ACTIVE_DB / 10)
-    norms = np.linalg.norm(classes, axis=1, keepdims=True)
-    return Chroma(classes / np.maximum(norms, 1e-12), active)
+    return Chroma(unit_rows(classes), active)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(..., D) -> the same vectors scaled to unit L2 norm along the last axis; all-zero vectors stay zero."""
+    return np.asarray(vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12))
 
 
 def consonance_kernel() -> np.ndarray:

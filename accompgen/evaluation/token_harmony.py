@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from accompgen.core.listening import SEGMENT_S, segment_chord_movement
+from accompgen.core.music import unit_rows
 from accompgen.core.tokens import SEMANTIC_RATE_HZ
 from accompgen.data.stems import SongSource
 from accompgen.evaluation.semantic_tokens import frame_chroma
@@ -35,15 +36,11 @@ class SongFrames:
     tokens: np.ndarray
 
 
-def normalised(chroma: np.ndarray) -> np.ndarray:
-    return chroma / np.maximum(np.linalg.norm(chroma, axis=-1, keepdims=True), 1e-12)
-
-
 def segments(frames: np.ndarray, sounding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F, 12) frame chroma -> (S, 12) L2-normalised 0.2 s segment chroma and whether most of each segment sounds."""
     n = len(frames) // SEGMENT_FRAMES
     summed = frames[: n * SEGMENT_FRAMES].reshape(n, SEGMENT_FRAMES, -1).sum(axis=1)
-    return normalised(summed), sounding[: n * SEGMENT_FRAMES].reshape(n, SEGMENT_FRAMES).mean(axis=1) > 0.5
+    return unit_rows(summed), sounding[: n * SEGMENT_FRAMES].reshape(n, SEGMENT_FRAMES).mean(axis=1) > 0.5
 
 
 def token_chroma(songs: Iterable[SongFrames], size: int) -> np.ndarray:
@@ -51,7 +48,7 @@ def token_chroma(songs: Iterable[SongFrames], size: int) -> np.ndarray:
     sums = np.zeros((size, 12))
     for song in songs:
         np.add.at(sums, song.tokens[song.accompaniment_on], song.accompaniment[song.accompaniment_on])
-    return normalised(sums)
+    return unit_rows(sums)
 
 
 def chord_movements(train: list[SongFrames], test: list[SongFrames], size: int) -> dict[str, float]:
@@ -78,7 +75,7 @@ def song_frames(encoder, source: SongSource, seconds: float) -> SongFrames:
     chroma, on = frame_chroma(accompaniment, song.sample_rate)
     tokens = semantic_frames(encoder, accompaniment, song.sample_rate)
     n = min(len(melody), len(chroma), len(tokens))
-    return SongFrames(normalised(melody[:n]), melody_on[:n], normalised(chroma[:n]), on[:n], tokens[:n])
+    return SongFrames(unit_rows(melody[:n]), melody_on[:n], unit_rows(chroma[:n]), on[:n], tokens[:n])
 
 
 def token_chord_movement(

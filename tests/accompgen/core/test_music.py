@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from accompgen.core.music import (
     CHROMA_RATE,
@@ -11,6 +12,7 @@ from accompgen.core.music import (
     log_mel_distance,
     pitch_class_filters,
     si_snr,
+    unit_rows,
     vac,
 )
 
@@ -71,3 +73,13 @@ def test_reconstruction_scores_rank_a_copy_above_noise():
     assert chroma_correlation(audio, tones([61, 65, 68]), RATE) < 0.5
     assert log_mel_distance(audio, audio, RATE) == pytest.approx(0.0, abs=1e-6)
     assert log_mel_distance(audio, noise, RATE) > 0.5
+
+
+@given(hnp.arrays(np.float64, (5, 12), elements=st.just(0.0) | st.floats(1e-3, 1e3)))
+def test_unit_rows_have_norm_one_and_keep_direction_unless_all_zero(vectors):
+    rows = unit_rows(vectors)
+    norms = np.linalg.norm(vectors, axis=1)
+    sounding = norms > 0
+    assert np.allclose(np.linalg.norm(rows[sounding], axis=1), 1.0)
+    assert np.allclose(rows[sounding] * norms[sounding, None], vectors[sounding])
+    assert not rows[~sounding].any()
