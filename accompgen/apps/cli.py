@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -634,8 +635,14 @@ EXTRAS = {
 }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # `kill PID` stops a run as Ctrl-C does: its finally blocks record the time spent and remove half-written files
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.run(args)
     except UserError as err:

@@ -20,6 +20,7 @@ from accompgen.core.errors import UserError
 from accompgen.train.train_settings import TrainSettings, option_words
 
 POLL_S = 2.0
+STOP_WAIT_S = 60.0  # for the launched processes to stop after SIGTERM (a checkpoint may be being written)
 TAIL_BYTES = 4096  # the end of the metrics file, enough for its last record
 
 
@@ -80,11 +81,20 @@ def launch_training(
             raise UserError(
                 f"--launcher {shlex.join(launcher)} could not start ({err}): is it installed here?"
             ) from err
-        while process.poll() is None:
-            time.sleep(POLL_S)
-            record = last_record(metrics)
-            if record is not None:
-                report(record["step"], settings.steps, f"loss {record['loss']:.3f}, under {launcher[0]}")
+        try:
+            while process.poll() is None:
+                time.sleep(POLL_S)
+                record = last_record(metrics)
+                if record is not None:
+                    report(record["step"], settings.steps, f"loss {record['loss']:.3f}, under {launcher[0]}")
+        except BaseException:
+            # stopped (Ctrl-C, `kill`, an error while reporting): the training must not run on unseen
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
     if process.returncode != 0:
         raise UserError(
             f"the {stage} stage's training under {shlex.join(launcher)} stopped with exit status "

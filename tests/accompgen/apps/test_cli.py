@@ -29,3 +29,37 @@ def test_a_user_error_is_a_message_not_a_traceback():
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown config 'nope'")
     assert "Traceback" not in result.stderr
+
+
+SLOW_COMMAND = """
+import argparse, sys, time
+from accompgen.apps import cli
+
+def slow(args):
+    try:
+        print("started", flush=True)
+        time.sleep(60)
+    finally:
+        print("cleaned up", flush=True)
+
+parser = argparse.ArgumentParser()
+parser.set_defaults(run=slow, command="slow")
+cli.build_parser = lambda: parser
+sys.exit(cli.main([]))
+"""
+
+
+def test_a_terminated_command_cleans_up_as_an_interrupted_one_does():
+    """`kill PID` (SIGTERM) must let a run save its state and remove its half-written files, as Ctrl-C does."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_COMMAND], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "started"
+        process.terminate()
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert out.strip() == "cleaned up"
+    assert err.strip() == "interrupted"
+    assert process.returncode == 130

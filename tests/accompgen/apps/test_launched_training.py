@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import shlex
 import sys
 
@@ -51,3 +52,25 @@ def test_progress_comes_from_the_last_whole_line_of_the_metrics(tmp_path):
     assert last_record(metrics) == {"step": 20, "loss": 4.5}
     metrics.write_text('{"step": 20, "loss": 4.5}\n{"step": 20, "replica_digests": ["a", "a"]}\n')
     assert last_record(metrics) == {"step": 20, "loss": 4.5}
+
+
+def test_an_interrupted_recipe_stops_the_training_it_launched(synthetic, tmp_path):
+    model_dir, tokens = synthetic
+    pid_file = tmp_path / "launched.pid"
+    sleeper = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+    ]
+    (model_dir / "logs").mkdir(exist_ok=True)
+    (model_dir / "logs" / "fine.jsonl").write_text(json.dumps({"step": 1, "loss": 5.0}) + "\n")
+
+    def interrupt(done, total, text):
+        if pid_file.exists():  # the launched process is running: now the user stops the recipe
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        launch_training(sleeper, "fine", model_dir, tokens, SETTINGS, tmp_path / "logs", interrupt)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
