@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import uuid
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from accompgen.core.files import write_atomic
 from accompgen_bridge.errors import (
     BAD_AUDIO,
     BAD_REGION,
@@ -85,15 +84,9 @@ def write_wav(path: str | Path, audio: np.ndarray, rate: int) -> Path:
     sees the whole file or none; on failure nothing is left behind. (Float WAV would carry libsndfile's PEAK
     chunk, whose timestamp makes the same audio differ byte for byte.)"""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.wav.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:  # a plain open keeps the user's umask, unlike mkstemp's 0600
-            sf.write(f, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_24", format="WAV")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, lambda f: sf.write(f, np.clip(audio, -1.0, 1.0), rate, subtype="PCM_24", format="WAV"))
     except (OSError, sf.LibsndfileError, RuntimeError) as err:
-        tmp.unlink(missing_ok=True)
         raise JobError(OUTPUT, f"cannot write {path}: {getattr(err, 'strerror', None) or err}") from err
     return path

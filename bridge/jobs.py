@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accompgen.core.files import write_text_atomic
 from accompgen_bridge.errors import BUSY, INTERRUPTED, UNKNOWN_JOB, JobError
 from accompgen_bridge.job_request import GenerateRequest
 
@@ -204,27 +204,7 @@ class JobStore:
         write_json_atomic(self.status_path(job.id), job.status())
 
 
-REPLACE_ATTEMPTS = 50  # x REPLACE_PAUSE_S: how long a reader on Windows may hold the file
-REPLACE_PAUSE_S = 0.02
-
-
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Readers see the old file or the new one, never half of either.
-
-    On Windows, replacing a file that a reader holds open fails with a sharing violation (PermissionError); the
-    reader lets go within milliseconds, so the replace is tried again for up to a second before giving up."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        for attempt in range(REPLACE_ATTEMPTS):
-            try:
-                os.replace(tmp, path)
-                break
-            except PermissionError:
-                if attempt == REPLACE_ATTEMPTS - 1:
-                    raise
-                time.sleep(REPLACE_PAUSE_S)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers see the old file or the new one, never half of either; readable by this user only (bridge.json holds
+    the local key)."""
+    write_text_atomic(path, json.dumps(data), private=True)

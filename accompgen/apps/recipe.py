@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,12 +24,12 @@ from accompgen.apps.launched_training import launch_training
 from accompgen.apps.music_eval import MusicEvalSettings, choose_sampling, evaluate_music
 from accompgen.core.bundle import set_sampling_defaults
 from accompgen.core.errors import UserError
+from accompgen.core.files import write_text_atomic
 from accompgen.data.chorales import CorpusSettings, write_corpus
 from accompgen.data.clips import ClipSettings, song_splits
 from accompgen.data.prepare import prepare, start_model_dir
 from accompgen.data.stems import SongSource, folder_songs
-from accompgen.evaluation.semantic_tokens import pitch_class_accuracy
-from accompgen.evaluation.token_harmony import token_chord_movement
+from accompgen.evaluation.token_harmony import semantic_token_measures
 from accompgen.evaluation.token_metrics import token_metrics
 from accompgen.model.config import ModelConfig
 from accompgen.model.model_dir import load_model_dir, load_tokenizer, stage_checkpoint_path
@@ -308,9 +307,7 @@ class Recipe:
     def _measure_semantic_tokens(self, report: Report) -> None:
         report(0, 1, "pitch-class accuracy and chord movement of the semantic tokens")
         encoder = load_tokenizer(self.model_dir).semantic
-        train, test = self._kmeans_songs(), self._songs("test")
-        measures = pitch_class_accuracy(encoder, train, test)
-        measures["chord_movement"] = token_chord_movement(encoder, train, test)
+        measures = semantic_token_measures(encoder, self._kmeans_songs(), self._songs("test"))
         self.semantic_tokens_report.write_text(json.dumps(measures, indent=1))
 
     def _prepare(self, report: Report) -> None:
@@ -486,10 +483,3 @@ def write_demo_vocal(source: SongSource, out: Path, seconds: float = 12.0) -> Pa
     path = out / "demo_vocal.flac"
     sf.write(path, (0.5 * vocal / max(float(np.abs(vocal).max()), 1e-9)).astype(np.float32), song.sample_rate)
     return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """A reader (or a resumed run) sees the old file or the new one, never half of one."""
-    tmp = path.with_suffix(path.suffix + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from accompgen.apps.ladder import p_value_text
-from accompgen.apps.recipe import FULL, QUICK, Recipe, RecipeSettings, Report, Step, run_recipe, write_text_atomic
+from accompgen.apps.recipe import FULL, QUICK, Recipe, RecipeSettings, Report, Step, run_recipe
 from accompgen.apps.start_from import StartingPoint, starting_point
 from accompgen.core.errors import UserError
+from accompgen.core.files import write_text_atomic
 from accompgen.data.preflight import CorpusMinimum, PreflightReport
 from accompgen.data.stems import SongSource, folder_songs
 from accompgen.model.model_dir import CONFIG_FILE

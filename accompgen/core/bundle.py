@@ -6,7 +6,6 @@ No torch here: the bridge validates bundles with this module alone.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import yaml
 
 from accompgen.core.decoding import SamplingOptions
 from accompgen.core.errors import UserError
+from accompgen.core.files import write_text_atomic
 from accompgen.core.pipeline import StagePlan
 from accompgen.core.tokens import STAGE_NAMES, TokenLayout
 
@@ -213,9 +213,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
-    tmp = directory / f".{MANIFEST}.partial"
-    tmp.write_text(yaml.safe_dump(manifest.to_dict(), sort_keys=False))
-    os.replace(tmp, directory / MANIFEST)  # a reader never sees half a manifest
+    write_text_atomic(directory / MANIFEST, yaml.safe_dump(manifest.to_dict(), sort_keys=False))
 
 
 def set_sampling_defaults(directory: Path, changes: dict[str, Any]) -> Manifest:

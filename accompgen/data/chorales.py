@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -235,7 +235,9 @@ def write_song(folder: Path, vocal: np.ndarray, accompaniment: np.ndarray, sampl
     """Both stems into a staging folder of this writer's own, renamed into place: a folder that exists is complete.
     When another render of the same song got there first, its folder stays (the render of a name is the same)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    # a name of its own rather than tempfile.mkdtemp, whose folders are private to the user (0700) whatever the umask
+    staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
+    staging.mkdir()
     try:
         sf.write(staging / "vocals.flac", vocal, sample_rate, subtype="PCM_16")
         sf.write(staging / "accompaniment.flac", accompaniment, sample_rate, subtype="PCM_16")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 from transformers import EncodecConfig
 
 from accompgen.core.errors import UserError
+from accompgen.core.files import write_atomic
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ, TokenLayout, frames_for
 from accompgen.data.clips import ClipSettings, audible_clips, noisy_vocals
 from accompgen.data.stems import Song, SongError, SongSource
@@ -67,17 +66,6 @@ def tokenize_song(song: Song, starts: list[int], vocals: np.ndarray, clip_s: flo
 def _shard_name(song: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", song).strip("-")[:40] or "song"
     return f"{slug}-{hashlib.sha1(song.encode()).hexdigest()[:10]}.npz"
-
-
-def _write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_index(tokens_dir: Path) -> dict[str, Any]:
@@ -128,15 +116,15 @@ def prepare(
                 raise SongError(f"{source.name}: no {settings.clip_s:g} s clip has an audible vocal")
         except SongError as err:
             index["skipped"][source.name] = report.skipped[source.name] = str(err)
-            _write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
+            write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
             continue
         shard = _shard_name(source.name)
         vocals = noisy_vocals(song, starts, settings, np.random.default_rng([settings.seed, number]))
         arrays = tokenize_song(song, starts, vocals, settings.clip_s, tokenizer)
-        _write_atomic(out / "shards" / shard, lambda f, arrays=arrays: np.savez(f, **arrays))
+        write_atomic(out / "shards" / shard, lambda f, arrays=arrays: np.savez(f, **arrays))
         index["songs"][source.name] = {"shard": shard, "clips": len(starts)}
         index["skipped"].pop(source.name, None)
-        _write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
+        write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
         report.prepared.append(source.name)
         report.clips += len(starts)
     return report
@@ -193,6 +181,6 @@ def start_model_dir(
         progress(f"k-means with {config.tokens.semantic_clusters} clusters on {len(features)} frames")
     centroids = fit_kmeans(features, config.tokens.semantic_clusters, seed)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / KMEANS_FILE, lambda f: np.save(f, centroids))
+    write_atomic(out / KMEANS_FILE, lambda f: np.save(f, centroids))
     save_config(out, config)
     return len(features), skipped

@@ -7,16 +7,12 @@ Chance is the share of the most frequent pitch class among the held-out frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 from accompgen.core.audio import resample
 from accompgen.core.music import ACTIVE_DB, pitch_class_filters, power_spectrogram
 from accompgen.core.semantic_framing import SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
 from accompgen.core.tokens import SEMANTIC_RATE_HZ, frames_for
-from accompgen.data.stems import SongSource
-from accompgen.tokenizers.tokenizer import semantic_frames
 
 LABEL_N_FFT = 2048
 
@@ -31,34 +27,6 @@ def frame_chroma(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     classes = power @ pitch_class_filters(SEMANTIC_SAMPLE_RATE, LABEL_N_FFT, (55.0, 2000.0))
     energy = classes.sum(axis=1)
     return classes, energy > energy.max() * 10 ** (ACTIVE_DB / 10)
-
-
-def frame_pitch_classes(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(F50,) loudest pitch class of every 50 Hz frame and (F50,) whether the frame sounds."""
-    classes, active = frame_chroma(audio, rate)
-    return classes.argmax(axis=1), active
-
-
-def _tokens_and_labels(encoder, sources: Iterable[SongSource], seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    tokens, labels = [], []
-    for source in sources:
-        song = source.load()
-        vocal = song.vocals[: round(seconds * song.sample_rate)]
-        ids = semantic_frames(encoder, vocal, song.sample_rate)
-        classes, active = frame_pitch_classes(vocal, song.sample_rate)
-        n = min(len(ids), len(classes))
-        tokens.append(ids[:n][active[:n]])
-        labels.append(classes[:n][active[:n]])
-    return np.concatenate(tokens), np.concatenate(labels)
-
-
-def pitch_class_accuracy(
-    encoder, train: Iterable[SongSource], test: Iterable[SongSource], seconds: float = 30.0
-) -> dict[str, float]:
-    """`encoder`: a SemanticEncoder (audio -> ids). Accuracy of the token -> pitch class guess on `test`."""
-    return token_pitch_accuracy(
-        *_tokens_and_labels(encoder, train, seconds), *_tokens_and_labels(encoder, test, seconds)
-    )
 
 
 def token_pitch_accuracy(

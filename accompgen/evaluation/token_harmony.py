@@ -5,12 +5,15 @@ On training songs every token stands for the mean chroma of the accompaniment fr
 songs each accompaniment frame is replaced by its token's chroma, summed into 0.2 s segments, and the changes from
 segment to segment are correlated with the melody's (the vocal's chroma, the same 50 Hz frames). The measure on the
 accompaniment's own frame chroma is the ceiling: tokens that keep every chord change reach it.
+
+The same pass over the songs gives the vocal tokens' pitch-class accuracy (accompgen.evaluation.semantic_tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +21,7 @@ from accompgen.core.listening import SEGMENT_S, segment_chord_movement
 from accompgen.core.music import unit_rows
 from accompgen.core.tokens import SEMANTIC_RATE_HZ
 from accompgen.data.stems import SongSource
-from accompgen.evaluation.semantic_tokens import frame_chroma
+from accompgen.evaluation.semantic_tokens import frame_chroma, token_pitch_accuracy
 from accompgen.tokenizers.tokenizer import semantic_frames
 
 SEGMENT_FRAMES = round(SEGMENT_S * SEMANTIC_RATE_HZ)
@@ -27,13 +30,14 @@ SEGMENT_FRAMES = round(SEGMENT_S * SEMANTIC_RATE_HZ)
 @dataclass(frozen=True)
 class SongFrames:
     """One song at 50 Hz: L2-normalised (F, 12) chroma of melody and accompaniment, which frames sound, and the
-    accompaniment's tokens."""
+    tokens of the accompaniment and of the vocal."""
 
     melody: np.ndarray
     melody_on: np.ndarray
     accompaniment: np.ndarray
     accompaniment_on: np.ndarray
     tokens: np.ndarray
+    vocal_tokens: np.ndarray
 
 
 def segments(frames: np.ndarray, sounding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,14 +78,29 @@ def song_frames(encoder, source: SongSource, seconds: float) -> SongFrames:
     melody, melody_on = frame_chroma(vocal, song.sample_rate)
     chroma, on = frame_chroma(accompaniment, song.sample_rate)
     tokens = semantic_frames(encoder, accompaniment, song.sample_rate)
-    n = min(len(melody), len(chroma), len(tokens))
-    return SongFrames(unit_rows(melody[:n]), melody_on[:n], unit_rows(chroma[:n]), on[:n], tokens[:n])
+    vocal_tokens = semantic_frames(encoder, vocal, song.sample_rate)
+    n = min(len(melody), len(chroma), len(tokens), len(vocal_tokens))
+    return SongFrames(unit_rows(melody[:n]), melody_on[:n], unit_rows(chroma[:n]), on[:n], tokens[:n], vocal_tokens[:n])
 
 
-def token_chord_movement(
+def vocal_pitch_accuracy(train: list[SongFrames], test: list[SongFrames]) -> dict[str, float]:
+    """How often a vocal token's most frequent pitch class on `train` is the sounding frame's on `test`."""
+
+    def tokens_and_labels(songs: list[SongFrames]) -> tuple[np.ndarray, np.ndarray]:
+        tokens = np.concatenate([s.vocal_tokens[s.melody_on] for s in songs])
+        return tokens, np.concatenate([s.melody[s.melody_on].argmax(axis=1) for s in songs])
+
+    return token_pitch_accuracy(*tokens_and_labels(train), *tokens_and_labels(test))
+
+
+def semantic_token_measures(
     encoder, train: Iterable[SongSource], test: Iterable[SongSource], seconds: float = 30.0
-) -> dict[str, float]:
-    """Chord movement of the held-out accompaniments' tokens, beside that of the accompaniments themselves."""
+) -> dict[str, Any]:
+    """The vocal tokens' pitch-class accuracy on `test` and the chord movement of its accompaniments' tokens, beside
+    that of the accompaniments themselves, from one pass over the songs."""
     train_frames = [song_frames(encoder, source, seconds) for source in train]
     test_frames = [song_frames(encoder, source, seconds) for source in test]
-    return chord_movements(train_frames, test_frames, encoder.num_clusters)
+    return {
+        **vocal_pitch_accuracy(train_frames, test_frames),
+        "chord_movement": chord_movements(train_frames, test_frames, encoder.num_clusters),
+    }

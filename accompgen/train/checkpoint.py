@@ -4,21 +4,19 @@ to the checkpoint a run resumes from."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from accompgen.core.errors import UserError
+from accompgen.core.files import write_atomic, write_text_atomic
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """A crash mid-save leaves the previous checkpoint whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(
@@ -45,9 +43,7 @@ def forget_steps_after(log: Path, step: int) -> None:
     lines = log.read_text().splitlines(keepends=True)
     kept = [line for line in lines if _logged_step(line) <= step]
     if len(kept) < len(lines):
-        tmp = log.with_name(f"{log.name}.partial")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, log)
+        write_text_atomic(log, "".join(kept))
 
 
 def _logged_step(line: str) -> float:

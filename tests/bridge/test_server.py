@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def test_long_input_spans_several_windows(udp, vocal):
     # continuous: no second of the output is silent
     seconds = audio[: len(audio) // rate * rate].reshape(-1, rate)
     assert (np.abs(seconds).max(axis=1) > 1e-4).all()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_the_address_file_with_the_local_key_is_readable_by_this_user_only(bridge):
+    assert stat.S_IMODE((bridge.state_dir / "bridge.json").stat().st_mode) == 0o600
 
 
 def test_status_and_ping(udp):

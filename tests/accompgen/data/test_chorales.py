@@ -1,5 +1,6 @@
 """The chorale corpus from music21's real scores, rendered with the real soundfont."""
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,10 @@ def test_a_song_written_beside_another_writer_of_it_leaves_both_whole(tmp_path):
     write_song(tmp_path / "bwv1.6", *audio, 24000)  # the other writer finished first
     assert sorted(p.name for p in (tmp_path / "bwv1.6").iterdir()) == ["accompaniment.flac", "vocals.flac"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".bwv1.6.partial", "bwv1.6"]
+
+
+def test_a_written_song_folder_gets_the_permissions_a_plain_folder_gets(tmp_path):
+    """A corpus is shared (other accounts, a training machine's user): staging must not leave it private."""
+    (tmp_path / "plain").mkdir()
+    write_song(tmp_path / "bwv1.6", np.zeros(2400, np.float32), np.zeros(2400, np.float32), 24000)
+    assert stat.S_IMODE((tmp_path / "bwv1.6").stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
