@@ -46,6 +46,12 @@ class SongSource:
     folder: Path | None = None  # where its files lie, for checks of the files themselves; None for MUSDB18 stems
 
 
+def spread_over(sources: list[SongSource], count: int) -> list[SongSource]:
+    """Up to `count` songs taken at even steps over the list, from its first: a sample of the whole corpus (a
+    folder sorts by name, so the first `count` songs could all be one album or one composer)."""
+    return sources[:: max(1, len(sources) // count)][:count]
+
+
 def audio_files(folder: Path) -> dict[str, Path]:
     return {p.stem.lower(): p for p in sorted(folder.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
 

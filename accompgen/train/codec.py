@@ -34,7 +34,7 @@ from accompgen.core.errors import UserError
 from accompgen.core.listening import harmonic_share, spectral_flatness
 from accompgen.core.music import chroma_correlation, log_mel_distance, mel_filters, si_snr
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ
-from accompgen.data.stems import SongSource
+from accompgen.data.stems import SongSource, spread_over
 from accompgen.tokenizers.codec import CODEC_SAMPLE_RATE, Codec
 from accompgen.tokenizers.pretrained import load_pretrained
 from accompgen.train.frame_features import FEATURES, ChromaMel
@@ -274,10 +274,8 @@ class CropSampler:
 
 def read_accompaniments(sources: list[SongSource], max_songs: int) -> list[np.ndarray]:
     """The accompaniments of up to `max_songs` songs (spread over the list), mono at 24 kHz."""
-    step = max(1, len(sources) // max_songs)
-    picked = sources[::step][:max_songs]
     out = []
-    for source in picked:
+    for source in spread_over(sources, max_songs):
         song = source.load()
         out.append(resample(song.accompaniment, song.sample_rate, CODEC_SAMPLE_RATE))
     return out

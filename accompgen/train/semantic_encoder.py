@@ -22,7 +22,7 @@ from transformers import HubertConfig, HubertModel
 from accompgen.core.audio import resample
 from accompgen.core.errors import UserError
 from accompgen.core.semantic_framing import SEMANTIC_CONTEXT, SEMANTIC_HOP, SEMANTIC_SAMPLE_RATE
-from accompgen.data.stems import SongSource
+from accompgen.data.stems import SongSource, spread_over
 from accompgen.train.frame_features import FEATURES, ChromaMel
 from accompgen.train.schedule import warmup_cosine
 from accompgen.train.tokenizer_loop import TokenizerTrainer
@@ -52,7 +52,10 @@ class HubertShape:
 
 @dataclass(frozen=True)
 class SemanticTrainSettings:
-    steps: int = 1500
+    # The chroma loss was still falling at 1500 steps (0.29); at 6000 (0.12) the chord movement of the chorale
+    # accompaniments' tokens rose from 0.10 to 0.19 (of the accompaniments themselves 0.33), and the whole model's
+    # harmonic share from 0.54 to 0.66 (README, the ladder)
+    steps: int = 6000
     batch_size: int = 16
     crop_frames: int = 100  # 2 s
     lr: float = 1e-3
@@ -124,9 +127,8 @@ class ChunkSampler:
 
 def read_stems(sources: list[SongSource], max_songs: int) -> list[np.ndarray]:
     """Vocals and accompaniment of up to `max_songs` songs (spread over the list), mono at 16 kHz."""
-    picked = sources[:: max(1, len(sources) // max_songs)][:max_songs]
     out = []
-    for source in picked:
+    for source in spread_over(sources, max_songs):
         song = source.load()
         for audio in (song.vocals, song.accompaniment):
             out.append(resample(audio, song.sample_rate, SEMANTIC_SAMPLE_RATE))

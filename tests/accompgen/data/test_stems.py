@@ -1,9 +1,13 @@
+import itertools
+
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accompgen.core.errors import UserError
-from accompgen.data.stems import SongError, folder_songs, load_song_folder
+from accompgen.data.stems import SongError, folder_songs, load_song_folder, spread_over
 
 
 def write(path, seconds=1.0, rate=44100, amplitude=0.3, freq=220.0):
@@ -65,3 +69,14 @@ def test_song_folders_are_found_recursively(tmp_path):
     assert [s.name for s in folder_songs(tmp_path)] == ["three", "x/one", "x/two"]
     with pytest.raises(UserError, match="no song folders"):
         folder_songs(tmp_path / "notes")
+
+
+@given(st.integers(0, 300), st.integers(1, 50))
+def test_a_spread_takes_up_to_count_songs_in_order_from_the_first_over_the_whole_list(n, count):
+    songs = list(range(n))  # stand-ins: only the order matters
+    picked = spread_over(songs, count)
+    assert len(picked) == min(n, count)
+    assert picked == sorted(set(picked)) and picked[:1] == songs[:1]
+    assert len({b - a for a, b in itertools.pairwise(picked)}) <= 1  # evenly spaced
+    if count >= 2 and n >= 2 * count:  # enough songs to skip some: the picks reach past the first half
+        assert picked[-1] >= n // 2 - 1
