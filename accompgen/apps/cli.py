@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts = commands.add_parser("train-semantic-encoder", help="train a small HuBERT to hear pitch and timbre")
     add_data_options(ts)
     ts.add_argument("--out", required=True, type=Path, help="directory to write (loads with --hubert DIR)")
-    ts.add_argument("--steps", type=int, help="optimizer steps (default 1500)")
+    ts.add_argument("--steps", type=int, help="optimizer steps (default 6000)")
     ts.add_argument("--max-songs", type=int, default=200, help="songs held in memory (default 200)")
     ts.set_defaults(run=train_semantic_encoder)
 

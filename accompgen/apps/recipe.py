@@ -28,7 +28,7 @@ from accompgen.core.files import write_text_atomic
 from accompgen.data.chorales import CorpusSettings, write_corpus
 from accompgen.data.clips import ClipSettings, song_splits
 from accompgen.data.prepare import prepare, start_model_dir
-from accompgen.data.stems import SongSource, folder_songs
+from accompgen.data.stems import SongSource, folder_songs, spread_over
 from accompgen.evaluation.token_harmony import semantic_token_measures
 from accompgen.evaluation.token_metrics import token_metrics
 from accompgen.model.config import ModelConfig
@@ -96,9 +96,7 @@ FULL = RecipeSettings(
     # the whole model from 0.33 to 0.47 matched VAC on the held-out chorales (README, the ladder)
     codec=CodecTrainSettings(semantic_weight=1.0),
     hubert_shape=HubertShape(),
-    # The encoder's chroma loss was still falling at 1500 steps (0.29); at 6000 (0.12) the chord movement of the
-    # accompaniment's tokens on held-out chorales rose from 0.07-0.11 to 0.19 (of the accompaniment itself 0.33)
-    hubert=SemanticTrainSettings(steps=6000),
+    hubert=SemanticTrainSettings(),
     kmeans_songs=120,
     kmeans_seconds=30.0,
     clips=ClipSettings(clip_s=4.0, hop_s=2.0),
@@ -301,8 +299,7 @@ class Recipe:
         self._measure_semantic_tokens(report)
 
     def _kmeans_songs(self) -> list[SongSource]:
-        songs = self._songs("train")
-        return songs[:: max(1, len(songs) // self.settings.kmeans_songs)][: self.settings.kmeans_songs]
+        return spread_over(self._songs("train"), self.settings.kmeans_songs)
 
     def _measure_semantic_tokens(self, report: Report) -> None:
         report(0, 1, "pitch-class accuracy and chord movement of the semantic tokens")
