@@ -20,7 +20,7 @@ import numpy as np
 from transformers import EncodecConfig
 
 from accompgen.core.errors import UserError
-from accompgen.core.files import write_atomic
+from accompgen.core.files import write_atomic, write_text_atomic
 from accompgen.core.tokens import ACOUSTIC_RATE_HZ, SEMANTIC_RATE_HZ, TokenLayout, frames_for
 from accompgen.data.clips import ClipSettings, audible_clips, noisy_vocals
 from accompgen.data.stems import Song, SongError, SongSource
@@ -116,7 +116,7 @@ def prepare(
                 raise SongError(f"{source.name}: no {settings.clip_s:g} s clip has an audible vocal")
         except SongError as err:
             index["skipped"][source.name] = report.skipped[source.name] = str(err)
-            write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
+            write_text_atomic(out / INDEX, json.dumps(index, indent=1))
             continue
         shard = _shard_name(source.name)
         vocals = noisy_vocals(song, starts, settings, np.random.default_rng([settings.seed, number]))
@@ -124,7 +124,7 @@ def prepare(
         write_atomic(out / "shards" / shard, lambda f, arrays=arrays: np.savez(f, **arrays))
         index["songs"][source.name] = {"shard": shard, "clips": len(starts)}
         index["skipped"].pop(source.name, None)
-        write_atomic(out / INDEX, lambda f: f.write(json.dumps(index, indent=1)), "w")
+        write_text_atomic(out / INDEX, json.dumps(index, indent=1))
         report.prepared.append(source.name)
         report.clips += len(starts)
     return report
