@@ -40,7 +40,7 @@ from accompgen.train.windows import Batch, StageWindows
 
 log = logging.getLogger(__name__)
 
-ATTENTION: dict[str, Attend] = {"blocked": blocked_attend, "sdpa": sdpa_attend}  # train_settings.ATTENTIONS
+ATTENTION: dict[str, Attend] = {"blocked": blocked_attend, "sdpa": sdpa_attend}  # the names: train_settings.ATTENTIONS
 Compiled = torch._dynamo.eval_frame.OptimizedModule  # what torch.compile wraps a module in
 
 

@@ -15,13 +15,18 @@ from accompgen.core.errors import UserError
 from accompgen.data.token_folders import write_tokens
 from accompgen.model.model_dir import load_stage, save_config
 from accompgen.train.schedule import warmup_cosine
-from accompgen.train.train_settings import TrainSettings
-from accompgen.train.trainer import Trainer, target_loss
+from accompgen.train.train_settings import ATTENTIONS, TrainSettings
+from accompgen.train.trainer import ATTENTION, Trainer, target_loss
 from accompgen.train.windows import StageWindows
 
 FAST = TrainSettings(
     steps=12, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=6, log_every=1, cond_dropout=0.1, compile=False
 )
+
+
+def test_every_attention_a_setting_may_name_has_an_implementation():
+    """The names live in the torch-free settings (the command line parses without torch), the functions here."""
+    assert {"auto", *ATTENTION} == set(ATTENTIONS)
 
 
 def test_a_learnable_mapping_drives_the_loss_down(synthetic):
