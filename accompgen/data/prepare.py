@@ -75,11 +75,26 @@ def read_index(tokens_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _open_index(out: Path, layout: TokenLayout, settings: ClipSettings, kmeans_digest: str) -> dict[str, Any]:
-    header = {"layout": layout.to_dict(), "clips": asdict(settings), "kmeans_sha256": kmeans_digest}
+def tokenizer_digest(tokenizer: Tokenizer) -> str:
+    """SHA-256 of every weight and centroid of the tokenizer: another codec or HuBERT under the same k-means
+    centroids gives other tokens."""
+    digest = hashlib.sha256()
+    for part in (tokenizer.semantic, tokenizer.codec):
+        for name, tensor in sorted(part.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _open_index(out: Path, layout: TokenLayout, settings: ClipSettings, tokenizer_sha256: str) -> dict[str, Any]:
+    header = {"layout": layout.to_dict(), "clips": asdict(settings), "tokenizer_sha256": tokenizer_sha256}
     if not (out / INDEX).is_file():
         return {**header, "songs": {}, "skipped": {}}
     index = read_index(out)
+    if "tokenizer_sha256" not in index:
+        raise UserError(
+            f"{out} was prepared by an earlier version, which did not record its tokenizer: use a new --out folder"
+        )
     for key, value in header.items():
         if index.get(key) != value:
             raise UserError(
@@ -100,8 +115,7 @@ def prepare(
     """Tokenize every song into `out/shards/`; songs already in `out/index.json` are left as they are."""
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(tokenizer.semantic.centroids.cpu().numpy().tobytes()).hexdigest()
-    index = _open_index(out, layout, settings, digest)
+    index = _open_index(out, layout, settings, tokenizer_digest(tokenizer))
     report = PrepareReport()
     for number, source in enumerate(sources):
         if progress:

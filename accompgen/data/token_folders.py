@@ -24,7 +24,7 @@ def write_tokens(
     index: dict = {
         "layout": layout.to_dict(),
         "clips": dataclasses.asdict(ClipSettings(clip_s=clip_s, hop_s=clip_s)),
-        "kmeans_sha256": "synthetic",
+        "tokenizer_sha256": "synthetic",
         "songs": {},
         "skipped": {},
     }

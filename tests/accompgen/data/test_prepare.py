@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 
@@ -44,3 +45,36 @@ def test_tokens_of_another_setting_are_not_mixed(model_dir, stems, tmp_path, cap
     run_prepare(model_dir, stems, out)
     assert run_prepare(model_dir, stems, out, "--clip-seconds", "1.0") == 2
     assert "prepared with another clips" in capsys.readouterr().err
+
+
+def test_tokens_of_another_codec_with_the_same_centroids_are_not_mixed(model_dir, stems, tmp_path, capsys):
+    """A model directory pointed at another codec (or HuBERT) keeps its k-means centroids: the tokens still differ."""
+    import yaml
+
+    from accompgen.model.config import ModelConfig
+    from accompgen.tokenizers.codec import random_codec
+
+    out = tmp_path / "tokens"
+    run_prepare(model_dir, stems, out)
+    other = tmp_path / "model"
+    shutil.copytree(model_dir, other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["tokenizer"]["encodec"] = str(tmp_path / "other-encodec")
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    random_codec(ModelConfig.load(other / "config.yaml").tokens, tiny=True, seed=1).model.save_pretrained(
+        tmp_path / "other-encodec"
+    )
+    capsys.readouterr()
+    assert run_prepare(other, stems, out) == 2
+    assert "prepared with another tokenizer" in capsys.readouterr().err
+
+
+def test_tokens_of_an_earlier_version_that_named_no_tokenizer_are_not_mixed(model_dir, stems, tmp_path, capsys):
+    out = tmp_path / "tokens"
+    run_prepare(model_dir, stems, out)
+    index = json.loads((out / "index.json").read_text())
+    del index["tokenizer_sha256"]
+    (out / "index.json").write_text(json.dumps(index))
+    capsys.readouterr()
+    assert run_prepare(model_dir, stems, out) == 2
+    assert "prepared by an earlier version" in capsys.readouterr().err
