@@ -134,7 +134,7 @@ class Server:
             "osc_port": udp.transport.get_extra_info("sockname")[1],
             "tcp_port": tcp.sockets[0].getsockname()[1],
             "version": __version__,
-            "local_key": secrets.token_urlsafe(24),  # bridge.json is readable by this user only (write_json_atomic: 0600)
+            "local_key": secrets.token_urlsafe(24),  # bridge.json is readable by this user only (0600)
             "device": config.device,
             "bundles": {name: str(folder) for name, folder in self.bundles.items()},
         }
