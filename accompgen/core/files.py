@@ -8,19 +8,19 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 REPLACE_ATTEMPTS = 50  # x REPLACE_PAUSE_S: how long a reader on Windows may hold the file
 REPLACE_PAUSE_S = 0.02
 
 
-def write_atomic(path: Path, write: Callable[[IO[Any]], object], mode: str = "wb", private: bool = False) -> None:
-    """`write(f)` fills a file beside `path` that then replaces it. `private`: readable by this user only (0600),
+def write_atomic(path: Path, write: Callable[[IO[bytes]], object], private: bool = False) -> None:
+    """`write(f)` fills a binary file beside `path` that then replaces it. `private`: readable by this user only (0600),
     for files that hold a key; otherwise the permissions of a plain write (tempfile's are always 0600)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     try:
-        with os.fdopen(os.open(tmp, flags, 0o600 if private else 0o666), mode) as f:
+        with os.fdopen(os.open(tmp, flags, 0o600 if private else 0o666), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
