@@ -289,7 +289,7 @@ def model_card(
             "## What it cannot do",
             "- It accompanies in the style of these songs only, and knows no music beyond them.",
             "- It hears the vocal alone: no tempo, key or chords can be given, and it does not follow lyrics.",
-            "- Trained from nothing on two CPU cores it is small: compare its rungs with the real accompaniment (A) "
+            f"- It is small (the `{settings.config}` sizes): compare its rungs with the real accompaniment (A) "
             "before trusting it.",
             "",
         ]
@@ -302,7 +302,7 @@ def semantic_token_lines(measures: dict[str, Any]) -> list[str]:
         f"- pitch-class accuracy of a held-out vocal's tokens {measures['accuracy']:.2f} (chance "
         f"{measures['chance']:.2f})",
     ]
-    if "chord_movement" in measures:  # runs measured before it was lack it
+    if "chord_movement" in measures:  # runs measured before that measure existed lack it
         movement = measures["chord_movement"]
         lines.append(
             f"- chord movement of a held-out accompaniment's tokens {movement['tokens']:.2f} (of the accompaniment "

@@ -107,6 +107,7 @@ def test_a_run_from_another_keeps_its_tokenizers_and_says_where_it_started(fine_
     assert Path(config.tokenizer.hubert) == (fine_tuned / "hubert").resolve()
     card = (fine_tuned / "bundle-int8" / "README.md").read_text()
     assert f"started from the model of `{quick_run.resolve()}`" in card and "- codec:" not in card
+    assert "from nothing" not in card
     json.loads((fine_tuned / "evaluation.json").read_text())["ladder"]["rungs"]["C"]  # evaluated like any run
 
 
