@@ -20,12 +20,16 @@ import soundfile as sf
 
 from accompgen.core.audio import fit_length, resample
 from accompgen.core.errors import UserError
+from accompgen.core.listening import harmonic_share
 from accompgen.core.music import vac
 from accompgen.data.stems import Song, SongError, SongSource
 from accompgen_bridge.engine import Engine
 from accompgen_bridge.job_request import GenerateRequest
 
 MIN_SONGS = 4  # 4! = 24 pairings: the smallest p-value a permutation test can give is 1/24
+# Sampling settings whose gaps lie this close follow the vocal alike: on 16 validation chorales one setting's gap moves
+# by 0.02-0.03 from seed to seed, while its harmonic share moves by 0.01 and differs from setting to setting by 0.05.
+GAP_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,8 @@ def choose_sampling(
     settings: MusicEvalSettings,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The candidate sampling settings whose accompaniments fit their vocals best (the largest matched minus
-    cross-paired VAC) on `sources`, which must not be the songs the bundle is finally judged on. Returns the
+    """The candidate sampling settings whose accompaniments fit their vocals and sound most like instruments
+    (`pick_sampling`) on `sources`, which must not be the songs the bundle is finally judged on. Returns the
     choice and every candidate's scores."""
     if len(candidates) == 1:
         return candidates[0], []
@@ -135,9 +139,20 @@ def choose_sampling(
         if progress:
             progress(f"sampling {number + 1}/{len(candidates)}: {candidate}")
         generated = generate_for(engine, clips, settings, sampling=candidate)
-        tried.append({"sampling": candidate, **pairing_scores(vocals, generated, rate, settings.permutations)})
-    best = max(tried, key=lambda row: row["gap"])
-    return best["sampling"], tried
+        scores = pairing_scores(vocals, generated, rate, settings.permutations)
+        shares = [share for share in (harmonic_share(audio, rate) for audio in generated) if not np.isnan(share)]
+        partials = float(np.mean(shares)) if shares else 0.0  # silence has no partials
+        tried.append({"sampling": candidate, **scores, "harmonic_share": partials})
+    return pick_sampling(tried), tried
+
+
+def pick_sampling(tried: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of the settings whose matched-minus-cross VAC gap is within GAP_TOLERANCE of the best, the one whose
+    accompaniments have the most energy on their partials: at the same fit to the vocal, the one that sounds least
+    like noise."""
+    best = max(row["gap"] for row in tried)
+    close = [row for row in tried if row["gap"] >= best - GAP_TOLERANCE]
+    return max(close, key=lambda row: row["harmonic_share"])["sampling"]
 
 
 def evaluate_music(
